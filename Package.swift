@@ -1,0 +1,59 @@
+// swift-tools-version: 6.1
+// Kappa: a Kappa-architecture stream processor. Dependencies point one way:
+// CLI → Groups → Log → Format → Core; JSON (simdjson shim) sits beside Format.
+import PackageDescription
+
+let package = Package(
+    name: "kappa",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "kappa", targets: ["kappa"]),
+        .executable(name: "rebu-gen", targets: ["rebu-gen"]),
+        .library(name: "KappaLog", targets: ["KappaLog"]),
+        .library(name: "KappaTesting", targets: ["KappaTesting"]),
+        .library(name: "RebuGenerator", targets: ["RebuGenerator"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // System and native code: liblz4 (Debian liblz4-dev), CRC-32C with the hardware
+        // instruction, and a small C++ shim over simdjson (Debian libsimdjson-dev).
+        .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
+        .target(name: "CCRC32C"),
+        .target(
+            name: "CSimdJSON",
+            cxxSettings: [.unsafeFlags(["-O3", "-std=c++17"])],
+            linkerSettings: [.linkedLibrary("simdjson")]
+        ),
+
+        .target(name: "KappaCore"),
+        .target(name: "KappaFormat", dependencies: ["KappaCore", "CLZ4", "CCRC32C"]),
+        .target(name: "KappaJSON", dependencies: ["KappaCore", "CSimdJSON"]),
+        .target(name: "KappaLog", dependencies: ["KappaCore", "KappaFormat"]),
+        .target(name: "KappaGroups", dependencies: ["KappaCore", "KappaLog"]),
+        .target(
+            name: "KappaCLI",
+            dependencies: [
+                "KappaCore", "KappaFormat", "KappaJSON", "KappaLog", "KappaGroups", "RebuGenerator",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(name: "kappa", dependencies: ["KappaCLI"]),
+        .target(name: "KappaTesting", dependencies: ["KappaCore", "KappaFormat", "KappaLog"]),
+
+        .target(name: "RebuGenerator", path: "tools/RebuGenerator"),
+        .executableTarget(name: "rebu-gen", dependencies: ["RebuGenerator"], path: "tools/rebu-gen"),
+
+        .testTarget(
+            name: "KappaTests",
+            dependencies: [
+                "KappaCore", "KappaFormat", "KappaJSON", "KappaLog", "KappaGroups", "KappaTesting",
+                "RebuGenerator", "kappa",
+            ]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

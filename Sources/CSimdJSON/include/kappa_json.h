@@ -1,0 +1,60 @@
+#ifndef KAPPA_JSON_H
+#define KAPPA_JSON_H
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Bytes that must be readable (not meaningful) after every document handed to
+/// kj_parse_extract: simdjson reads ahead in 64-byte SIMD loads.
+#define KJ_PADDING 64
+
+/// What a field path found.
+enum kj_kind {
+    KJ_ABSENT = 0,   ///< the path does not exist in the document
+    KJ_STRING = 1,   ///< ptr/len: the unescaped UTF-8 bytes (parser-owned, valid until the next parse)
+    KJ_INT = 2,      ///< int_value (also double_value)
+    KJ_FLOAT = 3,    ///< double_value; ptr/len: the raw number token in the input (exact digits)
+    KJ_NULL = 4,
+    KJ_BOOL = 5,     ///< int_value 0 or 1
+    KJ_OBJECT = 6,
+    KJ_ARRAY = 7,
+};
+
+typedef struct kj_value {
+    int32_t kind;
+    const uint8_t *ptr;
+    size_t len;
+    int64_t int_value;
+    double double_value;
+} kj_value;
+
+typedef struct kj_parser kj_parser;
+typedef struct kj_fields kj_fields;
+
+/// A reusable DOM parser for documents of at most `max_document_bytes`. One per thread.
+kj_parser *kj_parser_create(size_t max_document_bytes);
+void kj_parser_destroy(kj_parser *parser);
+
+/// A compiled list of field paths: dots separate object keys, `[N]` indexes an array
+/// (`event_details.purchased_items[0].sku`). Returns NULL for a malformed path.
+kj_fields *kj_fields_create(const char *const *paths, size_t count);
+void kj_fields_destroy(kj_fields *fields);
+
+/// Fully validates one JSON document at data[0..<length] (with KJ_PADDING readable bytes
+/// after it) and looks up every compiled path, filling out[0..<count].
+/// Returns 0 on success; KJ_ERR_NOT_OBJECT when the document is valid JSON but not an
+/// object; otherwise a positive simdjson error code (kj_error_message names it).
+#define KJ_ERR_NOT_OBJECT (-1)
+int kj_parse_extract(kj_parser *parser, const kj_fields *fields,
+                     const uint8_t *data, size_t length, kj_value *out);
+
+/// A static, human-readable message for a code returned by kj_parse_extract.
+const char *kj_error_message(int code);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

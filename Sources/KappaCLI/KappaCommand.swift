@@ -1,0 +1,85 @@
+import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import KappaCore
+
+/// `kappa`: the command line. Each subcommand lives in its own file; this is the only
+/// module that parses flags, prints, and decides exit codes.
+public struct KappaCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "kappa",
+        abstract: "A Kappa-architecture stream processor: one partitioned commit log, stateful operators, replay.",
+        subcommands: [TopicsCommand.self, ProduceCommand.self, ConsumeCommand.self, GroupsCommand.self, DemoCommand.self]
+    )
+
+    public init() {}
+}
+
+/// `--data DIR`, on every command: default `$KAPPA_DATA`, else `./kappa-data`.
+struct DataOptions: ParsableArguments {
+    @Option(name: .long, help: "Data directory (default: $KAPPA_DATA, else ./kappa-data).")
+    var data: String?
+
+    var path: String {
+        if let data { return data }
+        if let env = getenv("KAPPA_DATA"), env.pointee != 0 { return String(cString: env) }
+        return "kappa-data"
+    }
+}
+
+/// Runs a command body, turning a `KappaError` into the one-line reason and exit 1.
+func runReportingErrors(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let e as KappaError {
+        Stderr.line("kappa: " + e.description)
+        throw ExitCode(1)
+    }
+}
+
+/// Messages and progress go to stderr, unbuffered, a line at a time.
+enum Stderr {
+    static func line(_ text: String) {
+        var s = text + "\n"
+        s.withUTF8 { buf in
+            var done = 0
+            while done < buf.count {
+                let n = write(2, buf.baseAddress! + done, buf.count - done)
+                if n <= 0 { return }
+                done += n
+            }
+        }
+    }
+}
+
+/// SIGINT/SIGTERM set a flag that long-running loops check between batches, so they
+/// stop at a clean point (flush, commit) and exit 0.
+enum StopSignal {
+    nonisolated(unsafe) static var requested: sig_atomic_t = 0
+
+    static func install() {
+        let handler: @convention(c) (Int32) -> Void = { _ in StopSignal.requested = 1 }
+        signal(SIGINT, handler)
+        signal(SIGTERM, handler)
+    }
+
+    static var isRequested: Bool { requested != 0 }
+}
+
+func formatRate(_ count: Int, seconds: Double) -> String {
+    guard seconds > 0 else { return "-" }
+    let rate = Double(count) / seconds
+    if rate >= 1_000_000 { return String(format2(rate / 1_000_000)) + "M" }
+    if rate >= 1000 { return String(format2(rate / 1000)) + "k" }
+    return String(format2(rate))
+}
+
+func format2(_ v: Double) -> String {
+    let scaled = (v * 100).rounded()
+    let whole = Int(scaled) / 100
+    let frac = Int(scaled) % 100
+    return "\(whole).\(frac < 10 ? "0" : "")\(frac)"
+}

@@ -1,0 +1,124 @@
+import KappaCore
+
+/// A record header: a string key and opaque bytes (Kafka's shape).
+public struct RecordHeader: Equatable, Sendable {
+    public var key: String
+    public var value: [UInt8]
+
+    public init(key: String, value: [UInt8]) {
+        self.key = key
+        self.value = value
+    }
+}
+
+/// Accumulates records for one batch, then seals it into RecordBatch v2 bytes.
+///
+/// Records are encoded as they arrive into an uncompressed records section; `seal`
+/// compresses it, writes the 61-byte header with baseOffset 0 and the CRC. The caller
+/// stamps the real base offset later (`RecordBatchView.stamp`), which the CRC does not
+/// cover. Not thread-safe; reuse one builder per partition.
+public final class RecordBatchBuilder {
+    public let compression: CompressionCodec
+    private let records = ByteWriter(capacity: Limits.batchTargetBytes + (64 << 10))
+    public private(set) var count: Int32 = 0
+    private var baseTimestampMillis: Int64 = 0
+    private var maxTimestampMillis: Int64 = .min
+    private static let nsHeaderKey = Array(RecordBatchLayout.subMilliNanosHeader.utf8)
+
+    public init(compression: CompressionCodec) {
+        precondition(compression == .none || compression == .lz4, "Kappa writes only none and lz4")
+        self.compression = compression
+    }
+
+    public var isEmpty: Bool { count == 0 }
+
+    /// Uncompressed bytes of the records so far.
+    public var recordsBytes: Int { records.count }
+
+    /// True once the batch should be sealed (size or count target reached).
+    public var isFull: Bool { records.count >= Limits.batchTargetBytes || count >= Int32(Limits.batchRecordsMax) }
+
+    /// Appends one record. `key` nil means a null key.
+    public func append(key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer, timestamp: TimestampNanos, headers: [RecordHeader] = []) {
+        let millis = timestamp.millis
+        if count == 0 { baseTimestampMillis = millis }
+        if millis > maxTimestampMillis { maxTimestampMillis = millis }
+        let subMilli = timestamp.subMilliNanos
+        let timestampDelta = millis &- baseTimestampMillis
+        let offsetDelta = Int64(count)
+        let keyLength = key.map { Int64($0.count) } ?? -1
+        let headerCount = Int64(headers.count + (subMilli != 0 ? 1 : 0))
+
+        var bodyBytes = 1 + Varint.size(timestampDelta) + Varint.size(offsetDelta)
+        bodyBytes += Varint.size(keyLength) + max(0, Int(keyLength))
+        bodyBytes += Varint.size(Int64(value.count)) + value.count + Varint.size(headerCount)
+        if subMilli != 0 { bodyBytes += headerBytes(keyCount: Self.nsHeaderKey.count, valueCount: 4) }
+        for h in headers { bodyBytes += headerBytes(keyCount: h.key.utf8.count, valueCount: h.value.count) }
+
+        records.reserve(bodyBytes + Varint.int32BytesMax)
+        records.appendVarint(Int64(bodyBytes))
+        let start = records.count
+        records.append(0)  // record attributes: unused
+        records.appendVarint(timestampDelta)
+        records.appendVarint(offsetDelta)
+        records.appendVarint(keyLength)
+        if let key { records.append(key) }
+        records.appendVarint(Int64(value.count))
+        records.append(value)
+        records.appendVarint(headerCount)
+        if subMilli != 0 {
+            records.appendVarint(Int64(Self.nsHeaderKey.count))
+            records.append(Self.nsHeaderKey)
+            records.appendVarint(4)
+            records.appendBigEndian(subMilli)
+        }
+        for h in headers {
+            records.appendVarint(Int64(h.key.utf8.count))
+            records.append(h.key)
+            records.appendVarint(Int64(h.value.count))
+            records.append(h.value)
+        }
+        assert(records.count - start == bodyBytes, "record length prefix must match the body")
+        count += 1
+    }
+
+    private func headerBytes(keyCount: Int, valueCount: Int) -> Int {
+        Varint.size(Int64(keyCount)) + keyCount + Varint.size(Int64(valueCount)) + valueCount
+    }
+
+    /// Appends the sealed batch (base offset 0, CRC set) to `out` and resets the builder.
+    /// Returns the sealed batch's byte count.
+    @discardableResult
+    public func seal(into out: ByteWriter, codec: LZ4Codec) -> Int {
+        precondition(count > 0, "an empty batch is never sealed")
+        let start = out.count
+        out.reserve(RecordBatchLayout.headerBytes)
+        out.appendBigEndian(Int64(0))  // baseOffset, stamped under the partition lock
+        out.appendBigEndian(Int32(0))  // batchLength, set below
+        out.appendBigEndian(Int32(-1))  // partitionLeaderEpoch
+        out.appendBigEndian(RecordBatchLayout.magic)
+        out.appendBigEndian(UInt32(0))  // crc, set below
+        out.appendBigEndian(compression.rawValue)  // attributes: create-time timestamps
+        out.appendBigEndian(count - 1)
+        out.appendBigEndian(baseTimestampMillis)
+        out.appendBigEndian(maxTimestampMillis)
+        out.appendBigEndian(Int64(-1))  // producerId
+        out.appendBigEndian(Int16(-1))  // producerEpoch
+        out.appendBigEndian(Int32(-1))  // baseSequence
+        out.appendBigEndian(count)
+        assert(out.count - start == RecordBatchLayout.headerBytes)
+        switch compression {
+        case .lz4: codec.compress(records.bytes, appendingTo: out)
+        default: out.append(records.bytes)
+        }
+        let total = out.count - start
+        out.setBigEndian(Int32(total - RecordBatchLayout.logOverheadBytes), at: start + RecordBatchLayout.batchLengthOffset)
+        let covered = UnsafeRawBufferPointer(start: out.base + start + RecordBatchLayout.attributesOffset,
+                                             count: total - RecordBatchLayout.attributesOffset)
+        out.setBigEndian(CRC32C.checksum(covered), at: start + RecordBatchLayout.crcOffset)
+        records.removeAll()
+        count = 0
+        maxTimestampMillis = .min
+        return total
+    }
+}

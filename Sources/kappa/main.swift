@@ -1,0 +1,2 @@
+import KappaCLI
+KappaCommand.main()
