@@ -48,7 +48,7 @@ struct ProduceCommand: ParsableCommand {
         try runReportingErrors {
             let dir = DataDirectory(root: data.path)
             let policy = FsyncPolicy(name: fsync)!
-            let writer = try TopicWriter(directory: dir, topic: topic, fsync: policy)
+            let writer = try TopicWriter(directory: dir, topic: topic, fsync: policy, sealInBackground: true)
             for r in writer.recoveries { Stderr.line("kappa: " + r.description) }
             let input = try openInput()
             defer { if input.fd != 0 { close(input.fd) } }

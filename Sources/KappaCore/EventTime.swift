@@ -31,7 +31,43 @@ public enum EventTime {
 
     @inline(__always) static func isDigit(_ b: UInt8) -> Bool { b &- 0x30 < 10 }
 
+    /// The common case, unsigned "S" or "S.F" with at most 10 + 9 digits, without
+    /// overflow checks (none can overflow). nil sends everything else to the full parser.
+    @inline(__always)
+    static func parseSimpleDecimal(_ b: UnsafeRawBufferPointer) -> TimestampNanos? {
+        let n = b.count
+        guard n > 0, n <= 20, let base = b.baseAddress else { return nil }
+        let p = base.assumingMemoryBound(to: UInt8.self)
+        var i = 0
+        var seconds: Int64 = 0
+        while i < n {
+            let d = p[i] &- 0x30
+            if d >= 10 { break }
+            seconds = seconds &* 10 &+ Int64(d)
+            i += 1
+        }
+        guard i > 0, i <= 10 else { return nil }
+        if i == n { return TimestampNanos(seconds &* TimestampNanos.nanosPerSecond) }
+        guard p[i] == UInt8(ascii: "."), n - i - 1 >= 1, n - i - 1 <= 9 else { return nil }
+        i += 1
+        var fraction: Int64 = 0
+        var digits = 0
+        while i < n {
+            let d = p[i] &- 0x30
+            if d >= 10 { return nil }
+            fraction = fraction &* 10 &+ Int64(d)
+            digits += 1
+            i += 1
+        }
+        while digits < 9 {
+            fraction &*= 10
+            digits += 1
+        }
+        return TimestampNanos(seconds &* TimestampNanos.nanosPerSecond &+ fraction)
+    }
+
     static func parseDecimalSeconds(_ b: UnsafeRawBufferPointer) -> Result<TimestampNanos, Failure> {
+        if let simple = parseSimpleDecimal(b) { return .success(simple) }
         var i = 0
         let n = b.count
         var negative = false

@@ -17,7 +17,7 @@ public enum Limits {
     /// Writers close a batch once its records reach this many uncompressed bytes: large
     /// enough to amortise the 61-byte header, the CRC and the LZ4 frame, small enough that
     /// a follower sees records promptly and a batch fits Kafka clients' fetch sizes.
-    public static let batchTargetBytes = 256 << 10
+    public static let batchTargetBytes = 512 << 10
 
     /// Records per batch, at most: bounds the per-batch work a reader does before it can
     /// yield, and keeps offset deltas far inside Int32.

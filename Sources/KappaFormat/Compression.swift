@@ -46,7 +46,7 @@ public final class LZ4Codec {
         precondition(LZ4F_isError(LZ4F_createDecompressionContext(&d, version)) == 0, "LZ4F_createDecompressionContext")
         cctx = c
         dctx = d
-        preferences.frameInfo.blockSizeID = LZ4F_max64KB
+        preferences.frameInfo.blockSizeID = LZ4F_max1MB
         preferences.frameInfo.blockMode = LZ4F_blockIndependent
         preferences.frameInfo.contentChecksumFlag = LZ4F_noContentChecksum
         preferences.frameInfo.blockChecksumFlag = LZ4F_noBlockChecksum

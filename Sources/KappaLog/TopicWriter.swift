@@ -1,25 +1,40 @@
+import Dispatch
 import KappaCore
 import KappaFormat
 
 /// Appends records to a topic: routes each to its partition (`Partitioner`), builds
 /// batches per partition, seals full ones, and hands sealed batches to that partition's
 /// `PartitionWriter` once enough have gathered to make the lock and write worth it.
-/// Opening it checks (and repairs) every partition's tail. Not thread-safe.
-public final class TopicWriter {
+/// Opening it checks (and repairs) every partition's tail.
+///
+/// With `sealInBackground`, a full batch is handed to a serial queue that compresses,
+/// checksums and writes it while the caller goes on parsing: two cores for `produce`.
+/// Ownership is what keeps that safe: a builder belongs to the caller until it is handed
+/// over, and the sealed buffers and partition writers are touched only on the queue
+/// (or by the caller after `flush` has drained it). At most `inFlightMax` batches wait,
+/// which bounds memory. Not thread-safe for callers: one thread appends.
+public final class TopicWriter: @unchecked Sendable {
     public let topic: String
     public let config: TopicConfig
     private var partitioner: Partitioner
     private let writers: [PartitionWriter]
-    private let builders: [RecordBatchBuilder]
+    private var builders: [RecordBatchBuilder]
     private let sealed: [SealedBatches]
     private let codec = LZ4Codec()
+    private let sealQueue: DispatchQueue?
+    private static let inFlightMax = 8
+    private let inFlight = DispatchSemaphore(value: TopicWriter.inFlightMax)
+    /// The first error of a background seal or write; set on the queue, read after it drains.
+    private var backgroundFailure: KappaError?
     /// Sealed bytes per partition that trigger a write: large writes, few lock round trips.
     public var writeThresholdBytes = 1 << 20
 
     public private(set) var recordsAppended = 0
 
-    public init(directory: DataDirectory, topic: String, fsync: FsyncPolicy = .default, clock: any WallClock = SystemClock()) throws(KappaError) {
+    public init(directory: DataDirectory, topic: String, fsync: FsyncPolicy = .default, clock: any WallClock = SystemClock(),
+                sealInBackground: Bool = false) throws(KappaError) {
         self.topic = topic
+        sealQueue = sealInBackground ? DispatchQueue(label: "kappa.seal.\(topic)") : nil
         config = try directory.topicConfig(topic)
         partitioner = Partitioner(partitions: config.partitions)
         var ws: [PartitionWriter] = []
@@ -45,10 +60,35 @@ public final class TopicWriter {
         let builder = builders[p]
         builder.append(key: key, value: value, timestamp: timestamp, headers: headers)
         recordsAppended += 1
-        if builder.isFull {
-            sealed[p].seal(builder, codec: codec)
-            if sealed[p].bytes >= writeThresholdBytes { try writers[p].append(sealed[p]) }
+        guard builder.isFull else { return }
+        guard let sealQueue else {
+            try sealAndMaybeWrite(builder, partition: p)
+            return
         }
+        if let failure = backgroundFailure { throw failure }
+        builders[p] = RecordBatchBuilder(compression: config.codec)
+        inFlight.wait()
+        let handedOver = Transfer(builder)
+        sealQueue.async { [self] in
+            defer { inFlight.signal() }
+            guard backgroundFailure == nil else { return }
+            do throws(KappaError) {
+                try sealAndMaybeWrite(handedOver.value, partition: p)
+            } catch {
+                backgroundFailure = error
+            }
+        }
+    }
+
+    private func sealAndMaybeWrite(_ builder: RecordBatchBuilder, partition p: Int) throws(KappaError) {
+        sealed[p].seal(builder, codec: codec)
+        if sealed[p].bytes >= writeThresholdBytes { try writers[p].append(sealed[p]) }
+    }
+
+    /// Waits for the background queue to finish what it was given; rethrows its error.
+    private func drain() throws(KappaError) {
+        sealQueue?.sync {}
+        if let failure = backgroundFailure { throw failure }
     }
 
     /// Routes by key, then buffers. Returns the partition.
@@ -63,6 +103,7 @@ public final class TopicWriter {
     /// Seals every open batch and writes everything buffered. After it returns, every
     /// record appended so far is in the log and visible to readers.
     public func flush() throws(KappaError) {
+        try drain()
         for p in 0..<Int(config.partitions) {
             sealed[p].seal(builders[p], codec: codec)
             try writers[p].append(sealed[p])
@@ -77,4 +118,11 @@ public final class TopicWriter {
 
     /// The next offset of each partition, as this writer last saw it.
     public var nextOffsets: [Offset] { writers.map(\.nextOffset) }
+}
+
+/// Moves a non-Sendable value to another thread whose sole owner it becomes; the sender
+/// keeps no reference. (What `sending` expresses, for a Dispatch closure.)
+struct Transfer<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
 }
