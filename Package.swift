@@ -21,6 +21,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
     ],
     targets: [
         // System and native code: liblz4 (Debian liblz4-dev), CRC-32C with the hardware
@@ -39,11 +41,20 @@ let package = Package(
         .target(name: "KappaLog", dependencies: ["KappaCore", "KappaFormat"], swiftSettings: fast),
         .target(name: "KappaGroups", dependencies: ["KappaCore", "KappaLog"]),
         .target(
+            name: "KappaStreams",
+            dependencies: [
+                "KappaCore", "KappaFormat", "KappaJSON", "KappaLog", "KappaGroups",
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: fast
+        ),
+        .target(
             name: "KappaCLI",
             dependencies: [
-                "KappaCore", "KappaFormat", "KappaJSON", "KappaLog", "KappaGroups", "RebuGenerator",
+                "KappaCore", "KappaFormat", "KappaJSON", "KappaLog", "KappaGroups", "KappaStreams", "RebuGenerator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: fast
         ),
@@ -56,7 +67,7 @@ let package = Package(
         .testTarget(
             name: "KappaTests",
             dependencies: [
-                "KappaCore", "KappaFormat", "KappaJSON", "KappaLog", "KappaGroups", "KappaTesting",
+                "KappaCore", "KappaFormat", "KappaJSON", "KappaLog", "KappaGroups", "KappaStreams", "KappaTesting",
                 "RebuGenerator", "kappa",
             ]
         ),

@@ -64,6 +64,12 @@ enum StopSignal {
         let handler: @convention(c) (Int32) -> Void = { _ in StopSignal.requested = 1 }
         signal(SIGINT, handler)
         signal(SIGTERM, handler)
+        // A parent may have spawned us with these blocked (the mask is inherited): unblock.
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        sigprocmask(SIG_UNBLOCK, &set, nil)
     }
 
     static var isRequested: Bool { requested != 0 }

@@ -18,6 +18,8 @@ public final class PartitionReader {
     public let topicPartition: TopicPartition
     public let directory: String
     let lock: FileLock
+    /// Transactional topics show only what their owner committed (`CommittedMarker`).
+    let transactional: Bool
 
     private var bases: [Offset] = []
     private var segmentBase: Offset?
@@ -37,6 +39,7 @@ public final class PartitionReader {
         }
         lock = try FileLock(path: self.directory + "/" + SegmentFiles.lockName)
         bases = try SegmentFiles.bases(in: self.directory)
+        transactional = (try? directory.topicConfig(topicPartition.topic))?.isTransactional ?? false
     }
 
     /// The first offset still stored (retention moves it forward).
@@ -148,7 +151,10 @@ public final class PartitionReader {
     private func fill(needing total: Int) throws(KappaError) -> Bool {
         let file = log!
         let isLast = segmentBase == bases.last
-        let end = isLast ? try lock.withShared { () throws(KappaError) -> Int64 in try file.size() } : try file.size()
+        var end = isLast ? try lock.withShared { () throws(KappaError) -> Int64 in try file.size() } : try file.size()
+        if transactional, let base = segmentBase {
+            end = CommittedMarker.read(partitionDirectory: directory).visibleBytes(segment: base, fileBytes: end)
+        }
         if bufferStart + Int64(buffer.count) > end {
             // A writer's recovery truncated a torn tail we had buffered: forget those bytes.
             buffer.count = max(cursor, Int(end - bufferStart))

@@ -38,7 +38,11 @@ public struct PartitionStatus: Sendable, Equatable {
             if r.endPosition == (entry?.position ?? .zero), entry != nil, r.stop != .endOfFile {
                 r = try scanner.scan(from: .zero, expected: last, fileBytes: size, keepBatches: false)
             }
-            return PartitionStatus(topicPartition: tp, startOffset: bases[0], endOffset: r.nextOffset, bytes: bytes, segments: bases.count)
+            var end = r.nextOffset
+            if (try? directory.topicConfig(tp.topic))?.isTransactional == true {
+                end = min(end, CommittedMarker.read(partitionDirectory: dir).offset)
+            }
+            return PartitionStatus(topicPartition: tp, startOffset: bases[0], endOffset: end, bytes: bytes, segments: bases.count)
         }
     }
 }

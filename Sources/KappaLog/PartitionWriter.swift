@@ -360,6 +360,52 @@ public final class PartitionWriter {
         }
     }
 
+    /// Where the log ends now: what a transactional owner publishes after a checkpoint.
+    public var endMarker: CommittedMarker {
+        let a = active!
+        return CommittedMarker(segmentBase: a.base, position: FilePosition(a.size), offset: a.nextOffset)
+    }
+
+    /// Cuts the partition back to end at `offset`, which must be a batch boundary at or
+    /// below the end: how a transactional owner discards output written after its last
+    /// checkpoint. Whole later segments are deleted; indexes are rebuilt.
+    public func truncate(to offset: Offset) throws(KappaError) {
+        try lock.withExclusive { () throws(KappaError) in
+            try syncTail()
+            let end = active!.nextOffset
+            guard offset != end else { return }
+            guard offset < end else {
+                throw KappaError(.corruptData, "cannot truncate to offset \(offset): the log ends at \(end)", topicPartition: topicPartition, offset: offset)
+            }
+            let bases = try SegmentFiles.bases(in: directory)
+            guard let base = bases.last(where: { $0 <= offset }) else {
+                throw KappaError(.corruptData, "offset \(offset) is below the log start", topicPartition: topicPartition, offset: offset)
+            }
+            for b in bases where b > base {
+                try FS.remove(SegmentFiles.logPath(directory, b))
+                try FS.remove(SegmentFiles.indexPath(directory, b))
+                try FS.remove(SegmentFiles.timeIndexPath(directory, b))
+            }
+            let log = try File(path: SegmentFiles.logPath(directory, base), mode: .readWrite)
+            let size = try log.size()
+            let entry = OffsetIndex.floor(OffsetIndex.load(path: SegmentFiles.indexPath(directory, base), base: base, logBytes: size), offset)
+            let scanner = SegmentScanner(file: log, codec: codec, scratch: scratch, validateRecords: false)
+            let r = try scanner.scan(from: entry?.position ?? .zero, expected: entry?.offset ?? base, fileBytes: size, keepBatches: true)
+            let position: FilePosition
+            if let b = r.batches.first(where: { $0.header.baseOffset == offset }) {
+                position = b.position
+            } else if r.nextOffset == offset {
+                position = r.endPosition
+            } else {
+                throw KappaError(.corruptData, "offset \(offset) is not a batch boundary", topicPartition: topicPartition, offset: offset, path: log.path)
+            }
+            try log.truncate(to: position.rawValue)
+            try log.sync()
+            active = nil
+            try syncTail()
+        }
+    }
+
     /// Forces appended bytes to stable storage.
     public func syncNow() throws(KappaError) {
         guard dirty, let a = active else { return }

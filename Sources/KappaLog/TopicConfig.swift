@@ -20,20 +20,31 @@ public struct TopicConfig: Codable, Equatable, Sendable {
     /// Roll when a new batch's max timestamp is this far past the segment's first batch
     /// (Kafka's segment.ms, event-time based so a replay rolls where the live run did).
     public var segmentMillis: Int64
+    /// The field produce extracts the key from, and so what the partitions are keyed by
+    /// (jobs that group by another field repartition). Absent in older configs: user_id.
+    public var keyField: String?
+    /// Readers see only what the owning task has committed (`CommittedMarker`): set on
+    /// the output, late and dead-letter topics of jobs, for exactly-once output.
+    public var transactional: Bool?
 
     public static let segmentBytesDefault: Int64 = 128 << 20
     public static let segmentMillisDefault: Int64 = 7 * 24 * 3_600_000
 
     public init(partitions: Int32, compression: CompressionCodec = .lz4, retentionMillis: Int64? = nil,
                 retentionBytes: Int64? = nil, segmentBytes: Int64 = segmentBytesDefault,
-                segmentMillis: Int64 = segmentMillisDefault) {
+                segmentMillis: Int64 = segmentMillisDefault, keyField: String? = nil, transactional: Bool = false) {
         self.partitions = partitions
         self.compression = compression.description
         self.retentionMillis = retentionMillis
         self.retentionBytes = retentionBytes
         self.segmentBytes = segmentBytes
         self.segmentMillis = segmentMillis
+        self.keyField = keyField
+        self.transactional = transactional ? true : nil
     }
+
+    public var isTransactional: Bool { transactional ?? false }
+    public var partitionKeyField: String { keyField ?? "user_id" }
 
     public var codec: CompressionCodec { CompressionCodec(name: compression) ?? .lz4 }
 

@@ -1,0 +1,141 @@
+import KappaCore
+
+/// The running aggregates of one (key, window): `count` plus, per numeric field, how
+/// many events had a number there, their exact sum, min and max. Merging two states is
+/// associative and commutative (exact decimals), so pre-aggregates from several
+/// partitions combine to the same bits in any order.
+public struct AggregateState: Equatable, Sendable {
+    public var count: Int64 = 0
+    public var fieldCounts: [Int64]
+    public var sums: [Decimal9]
+    public var mins: [Decimal9]
+    public var maxs: [Decimal9]
+
+    public init(fields: Int) {
+        fieldCounts = Array(repeating: 0, count: fields)
+        sums = Array(repeating: Decimal9(raw: 0), count: fields)
+        mins = Array(repeating: Decimal9(raw: .max), count: fields)
+        maxs = Array(repeating: Decimal9(raw: .min), count: fields)
+    }
+
+    /// Adds one event; `values[i]` nil when field i is missing, null or not a number.
+    @inline(__always)
+    public mutating func add(_ values: UnsafeBufferPointer<Decimal9?>) {
+        count += 1
+        for i in 0..<fieldCounts.count {
+            guard let v = values[i] else { continue }
+            fieldCounts[i] += 1
+            sums[i] = sums[i] + v
+            if v < mins[i] { mins[i] = v }
+            if v > maxs[i] { maxs[i] = v }
+        }
+    }
+
+    public mutating func merge(_ o: AggregateState) {
+        count += o.count
+        for i in 0..<fieldCounts.count {
+            fieldCounts[i] += o.fieldCounts[i]
+            sums[i] = sums[i] + o.sums[i]
+            if o.mins[i] < mins[i] { mins[i] = o.mins[i] }
+            if o.maxs[i] > maxs[i] { maxs[i] = o.maxs[i] }
+        }
+    }
+
+    /// Appends `"name":value` pairs (with leading commas) for `specs` to a JSON object.
+    func appendJSON(_ specs: [AggregateSpec], fields: [String], to out: inout [UInt8]) {
+        for a in specs {
+            out.append(UInt8(ascii: ","))
+            out.append(UInt8(ascii: "\""))
+            out.append(contentsOf: a.outputName.utf8)
+            out.append(contentsOf: "\":".utf8)
+            guard let f = a.field else {
+                appendInteger(count, to: &out)
+                continue
+            }
+            let i = fields.firstIndex(of: f)!
+            guard fieldCounts[i] > 0 else {
+                out.append(contentsOf: (a.kind == .sum ? "0" : "null").utf8)
+                continue
+            }
+            switch a.kind {
+            case .sum: sums[i].append(to: &out)
+            case .min: mins[i].append(to: &out)
+            case .max: maxs[i].append(to: &out)
+            case .avg: sums[i].divided(by: fieldCounts[i]).append(to: &out)
+            case .count: appendInteger(count, to: &out)
+            }
+        }
+    }
+
+    func encode(into w: ByteWriter) {
+        w.put(count)
+        for i in 0..<fieldCounts.count {
+            w.put(fieldCounts[i])
+            w.put(sums[i])
+            w.put(mins[i])
+            w.put(maxs[i])
+        }
+    }
+
+    static func decode(_ r: inout StateReader, fields: Int) throws(StateReader.Failure) -> AggregateState {
+        var s = AggregateState(fields: fields)
+        s.count = try r.int64()
+        for i in 0..<fields {
+            s.fieldCounts[i] = try r.int64()
+            s.sums[i] = try r.decimal()
+            s.mins[i] = try r.decimal()
+            s.maxs[i] = try r.decimal()
+        }
+        return s
+    }
+}
+
+/// Which input records a result came from: per input partition, the first and last
+/// offset folded in. Carried on output records as the `kappa.input` header.
+public struct Lineage: Equatable, Sendable {
+    public var ranges: [Int32: ClosedRange<Int64>] = [:]
+
+    public init() {}
+
+    @inline(__always)
+    public mutating func add(partition: Int32, offset: Int64) {
+        if let r = ranges[partition] {
+            if offset < r.lowerBound { ranges[partition] = offset...r.upperBound } else if offset > r.upperBound { ranges[partition] = r.lowerBound...offset }
+        } else {
+            ranges[partition] = offset...offset
+        }
+    }
+
+    public mutating func merge(_ o: Lineage) {
+        for (p, r) in o.ranges {
+            add(partition: p, offset: r.lowerBound)
+            add(partition: p, offset: r.upperBound)
+        }
+    }
+
+    /// `topic/p:first-last,…`, partitions ascending.
+    public func header(topic: String) -> String {
+        ranges.keys.sorted().map { p in "\(topic)/\(p):\(ranges[p]!.lowerBound)-\(ranges[p]!.upperBound)" }.joined(separator: ",")
+    }
+
+    func encode(into w: ByteWriter) {
+        w.put(ranges.count)
+        for p in ranges.keys.sorted() {
+            w.put(Int64(p))
+            w.put(ranges[p]!.lowerBound)
+            w.put(ranges[p]!.upperBound)
+        }
+    }
+
+    static func decode(_ r: inout StateReader) throws(StateReader.Failure) -> Lineage {
+        var l = Lineage()
+        for _ in 0..<(try r.count(max: 1 << 16)) {
+            let p = Int32(truncatingIfNeeded: try r.int64())
+            let lo = try r.int64()
+            let hi = try r.int64()
+            guard lo <= hi else { throw StateReader.Failure(description: "lineage range \(lo)-\(hi)") }
+            l.ranges[p] = lo...hi
+        }
+        return l
+    }
+}

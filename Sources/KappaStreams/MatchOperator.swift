@@ -1,0 +1,202 @@
+import KappaCore
+
+/// A ticket matched (or not) to the user's latest ride at or before it.
+public struct MatchResult: Equatable, Sendable {
+    public var ticketId: String
+    public var user: String
+    public var ticketTime: Int64
+    public var ticketOffset: Int64
+    public var rideId: String?
+    public var rideTime: Int64?
+    public var rideOffset: Int64?
+    public var final: Bool
+
+    /// `{"ticket_id","user_id","ticket_time","ride_id","ride_time"}` (ride fields null
+    /// when unmatched).
+    public func json() -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(160)
+        out.append(contentsOf: "{\"ticket_id\":".utf8)
+        appendJSONString(ticketId, to: &out)
+        out.append(contentsOf: ",\"user_id\":".utf8)
+        appendJSONString(user, to: &out)
+        out.append(contentsOf: ",\"ticket_time\":\"".utf8)
+        TimestampNanos(ticketTime).appendDecimalSeconds(to: &out)
+        out.append(contentsOf: "\",\"ride_id\":".utf8)
+        if let rideId { appendJSONString(rideId, to: &out) } else { out.append(contentsOf: "null".utf8) }
+        out.append(contentsOf: ",\"ride_time\":".utf8)
+        if let rideTime {
+            out.append(UInt8(ascii: "\""))
+            TimestampNanos(rideTime).appendDecimalSeconds(to: &out)
+            out.append(UInt8(ascii: "\""))
+        } else {
+            out.append(contentsOf: "null".utf8)
+        }
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+}
+
+/// Ride-to-ticket matching for one task (an as-of join of two co-partitioned topics):
+/// each ticket is matched to the same user's latest ride with `time_utc` at or before the
+/// ticket's (ties: the ride later in the log). Each topic has its own stream time. A
+/// ticket waits until the rides' stream time reaches its time + grace — every ride it
+/// could match has arrived unless it was late — then its match is final. A ride (or
+/// ticket) more than `grace` behind its own topic's stream time is late and ignored.
+/// Because lateness and finality depend on each topic's own order only, the result does
+/// not depend on how the two topics' reads interleave: a replay matches like the live run.
+///
+/// Memory is bounded by the users, not the log: per user, rides older than every ticket
+/// that can still come are dropped, except the latest of them.
+public final class TicketRideMatcher {
+    public let spec: MatchSpec
+    public private(set) var ridesStreamTime: Int64?
+    public private(set) var ticketsStreamTime: Int64?
+    public private(set) var lateRides: Int64 = 0
+    public private(set) var lateTickets: Int64 = 0
+
+    struct Ride: Equatable {
+        var id: String
+        var time: Int64
+        var offset: Int64
+    }
+
+    struct Ticket {
+        var id: String
+        var user: String
+        var time: Int64
+        var offset: Int64
+    }
+
+    private var rides: [String: [Ride]] = [:]  // per user, ascending by (time, offset)
+    private var pending: [Ticket] = []  // waiting for the rides to catch up
+    private var rideCount = 0
+
+    public init(spec: MatchSpec) { self.spec = spec }
+
+    public func addRide(user: String, id: String, time: Int64, offset: Int64) -> Bool {
+        let st = max(ridesStreamTime ?? time, time)
+        ridesStreamTime = st
+        if time < st - spec.graceNanos {
+            lateRides += 1
+            return false
+        }
+        var list = rides[user] ?? []
+        var i = list.count
+        while i > 0 && (list[i - 1].time, list[i - 1].offset) > (time, offset) { i -= 1 }
+        list.insert(Ride(id: id, time: time, offset: offset), at: i)
+        rideCount += 1
+        prune(&list)
+        rides[user] = list
+        return true
+    }
+
+    public func addTicket(user: String, id: String, time: Int64, offset: Int64) -> Bool {
+        let st = max(ticketsStreamTime ?? time, time)
+        ticketsStreamTime = st
+        if time < st - spec.graceNanos {
+            lateTickets += 1
+            return false
+        }
+        pending.append(Ticket(id: id, user: user, time: time, offset: offset))
+        return true
+    }
+
+    /// Emits every ticket whose match is final, ordered by (ticket time, offset).
+    /// `idleRides` (the opt-in idle timeout) finalises as if the rides had caught up.
+    public func closeReady(idleRides: Bool = false, emit: (MatchResult) -> Void) {
+        guard !pending.isEmpty else { return }
+        let horizon: Int64
+        if idleRides {
+            horizon = .max
+        } else {
+            guard let rst = ridesStreamTime else { return }
+            horizon = rst - spec.graceNanos  // final when ticket time <= horizon
+        }
+        var ready: [Ticket] = []
+        var waiting: [Ticket] = []
+        for t in pending {
+            if t.time <= horizon { ready.append(t) } else { waiting.append(t) }
+        }
+        guard !ready.isEmpty else { return }
+        pending = waiting
+        ready.sort { ($0.time, $0.offset) < ($1.time, $1.offset) }
+        for t in ready { emit(result(for: t, final: true)) }
+        for user in Set(ready.map(\.user)) {
+            if var list = rides[user] {
+                prune(&list)
+                rides[user] = list
+            }
+        }
+    }
+
+    func result(for t: Ticket, final: Bool) -> MatchResult {
+        let ride = rides[t.user]?.last(where: { $0.time <= t.time })
+        return MatchResult(ticketId: t.id, user: t.user, ticketTime: t.time, ticketOffset: t.offset, rideId: ride?.id,
+                           rideTime: ride?.time, rideOffset: ride?.offset, final: final)
+    }
+
+    /// Tickets still waiting, with their match so far, for queries.
+    public func openResults() -> [MatchResult] { pending.map { result(for: $0, final: false) } }
+
+    /// Drops rides no future ticket can match: keep those after the oldest ticket time
+    /// still possible, and the latest one at or before it.
+    private func prune(_ list: inout [Ride]) {
+        guard let tst = ticketsStreamTime else { return }
+        var horizon = tst - spec.graceNanos
+        for t in pending where t.time < horizon { horizon = t.time }
+        var lastOld = -1
+        for (i, r) in list.enumerated() where r.time <= horizon { lastOld = i }
+        if lastOld > 0 {
+            list.removeFirst(lastOld)
+            rideCount -= lastOld
+        }
+    }
+
+    public var stateSize: (rides: Int, pendingTickets: Int) { (rideCount, pending.count) }
+
+    func encode(into w: ByteWriter) {
+        w.put(ridesStreamTime.map { TimestampNanos($0) })
+        w.put(ticketsStreamTime.map { TimestampNanos($0) })
+        w.put(lateRides)
+        w.put(lateTickets)
+        w.put(rides.count)
+        for user in rides.keys.sorted() {
+            w.put(user)
+            let list = rides[user]!
+            w.put(list.count)
+            for r in list {
+                w.put(r.id)
+                w.put(r.time)
+                w.put(r.offset)
+            }
+        }
+        w.put(pending.count)
+        for t in pending {
+            w.put(t.id)
+            w.put(t.user)
+            w.put(t.time)
+            w.put(t.offset)
+        }
+    }
+
+    func decode(_ r: inout StateReader) throws(StateReader.Failure) {
+        ridesStreamTime = try r.timestamp()?.rawValue
+        ticketsStreamTime = try r.timestamp()?.rawValue
+        lateRides = try r.int64()
+        lateTickets = try r.int64()
+        rides = [:]
+        rideCount = 0
+        for _ in 0..<(try r.count()) {
+            let user = try r.string()
+            var list: [Ride] = []
+            for _ in 0..<(try r.count()) { list.append(Ride(id: try r.string(), time: try r.int64(), offset: try r.int64())) }
+            rideCount += list.count
+            rides[user] = list
+        }
+        pending = []
+        for _ in 0..<(try r.count()) {
+            pending.append(Ticket(id: try r.string(), user: try r.string(), time: try r.int64(), offset: try r.int64()))
+        }
+    }
+}

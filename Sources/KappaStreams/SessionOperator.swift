@@ -1,0 +1,165 @@
+import KappaCore
+
+/// One session: a key's events with no gap longer than `gap` between them.
+public struct Session: Equatable, Sendable {
+    public var start: Int64
+    public var end: Int64
+    public var events: Int64
+    /// Counts per event type, in first-seen order (few types; a list beats a hash map).
+    public var types: [(String, Int64)]
+    public var lineage: Lineage
+
+    public static func == (a: Session, b: Session) -> Bool {
+        a.start == b.start && a.end == b.end && a.events == b.events && a.lineage == b.lineage
+            && a.types.map(\.0) == b.types.map(\.0) && a.types.map(\.1) == b.types.map(\.1)
+    }
+
+    mutating func count(type: String, by n: Int64 = 1) {
+        if let i = types.firstIndex(where: { $0.0 == type }) { types[i].1 += n } else { types.append((type, n)) }
+    }
+
+    mutating func absorb(_ o: Session) {
+        start = min(start, o.start)
+        end = max(end, o.end)
+        events += o.events
+        for (t, n) in o.types { count(type: t, by: n) }
+        lineage.merge(o.lineage)
+    }
+
+    /// `{"key","session_start","session_end","events","event_types"}`; types sorted by name.
+    public func json(key: String) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(200)
+        out.append(contentsOf: "{\"key\":".utf8)
+        appendJSONString(key, to: &out)
+        out.append(contentsOf: ",\"session_start\":\"".utf8)
+        TimestampNanos(start).appendDecimalSeconds(to: &out)
+        out.append(contentsOf: "\",\"session_end\":\"".utf8)
+        TimestampNanos(end).appendDecimalSeconds(to: &out)
+        out.append(contentsOf: "\",\"events\":".utf8)
+        appendInteger(events, to: &out)
+        out.append(contentsOf: ",\"event_types\":{".utf8)
+        for (i, (t, n)) in types.sorted(by: { $0.0 < $1.0 }).enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            appendJSONString(t, to: &out)
+            out.append(UInt8(ascii: ":"))
+            appendInteger(n, to: &out)
+        }
+        out.append(contentsOf: "}}".utf8)
+        return out
+    }
+}
+
+/// Sessionisation for one task: groups each key's events into sessions separated by
+/// more than `gap`; an event within `gap` of two sessions merges them. Stream time is
+/// the largest event time read. An event is late when it is more than `grace` behind
+/// stream time; a session is final once stream time passes its last event + gap + grace,
+/// and is then emitted and forgotten — so memory holds only the open sessions.
+/// The two rules fit: an on-time event can never touch a session already emitted.
+public final class Sessionizer {
+    public let spec: SessionSpec
+    public private(set) var streamTime: Int64?
+    public private(set) var lateEvents: Int64 = 0
+    private var sessions: [String: [Session]] = [:]  // per key, ascending by start, disjoint
+    private var openCount = 0
+
+    public init(spec: SessionSpec) { self.spec = spec }
+
+    /// Folds one event in; false when it is late (and changes nothing).
+    public func add(key: String, time: Int64, type: String?, partition: Int32, offset: Int64) -> Bool {
+        let st = max(streamTime ?? time, time)
+        streamTime = st
+        if time < st - spec.graceNanos {
+            lateEvents += 1
+            return false
+        }
+        var new = Session(start: time, end: time, events: 1, types: [], lineage: Lineage())
+        if let type { new.count(type: type) }
+        new.lineage.add(partition: partition, offset: offset)
+        var list = sessions[key] ?? []
+        // Absorb every session within `gap` of the new event (one or two: a bridge).
+        var kept: [Session] = []
+        kept.reserveCapacity(list.count + 1)
+        for s in list {
+            if time >= s.start - spec.gapNanos && time <= s.end + spec.gapNanos {
+                new.absorb(s)
+                openCount -= 1
+            } else {
+                kept.append(s)
+            }
+        }
+        var i = kept.count
+        while i > 0 && kept[i - 1].start > new.start { i -= 1 }
+        kept.insert(new, at: i)
+        openCount += 1
+        list = kept
+        sessions[key] = list
+        return true
+    }
+
+    /// Emits and forgets every session final at the current stream time, ordered by
+    /// (end, key) so that the output does not depend on hashing.
+    public func closeReady(emit: (String, Session) -> Void) {
+        guard let st = streamTime else { return }
+        let horizon = st - spec.gapNanos - spec.graceNanos  // final when end < horizon
+        var ready: [(String, Session)] = []
+        for (key, list) in sessions {
+            guard list.first!.end < horizon else { continue }
+            var rest: [Session] = []
+            for s in list {
+                if s.end < horizon { ready.append((key, s)) } else { rest.append(s) }
+            }
+            if rest.isEmpty { sessions[key] = nil } else { sessions[key] = rest }
+        }
+        openCount -= ready.count
+        ready.sort { ($0.1.end, $0.0, $0.1.start) < ($1.1.end, $1.0, $1.1.start) }
+        for (k, s) in ready { emit(k, s) }
+    }
+
+    public var openSessions: Int { openCount }
+
+    public func openResults() -> [(String, Session)] {
+        sessions.flatMap { k, list in list.map { (k, $0) } }
+    }
+
+    func encode(into w: ByteWriter) {
+        w.put(streamTime.map { TimestampNanos($0) })
+        w.put(lateEvents)
+        w.put(sessions.count)
+        for key in sessions.keys.sorted() {
+            w.put(key)
+            let list = sessions[key]!
+            w.put(list.count)
+            for s in list {
+                w.put(s.start)
+                w.put(s.end)
+                w.put(s.events)
+                w.put(s.types.count)
+                for (t, n) in s.types {
+                    w.put(t)
+                    w.put(n)
+                }
+                s.lineage.encode(into: w)
+            }
+        }
+    }
+
+    func decode(_ r: inout StateReader) throws(StateReader.Failure) {
+        streamTime = try r.timestamp()?.rawValue
+        lateEvents = try r.int64()
+        sessions = [:]
+        openCount = 0
+        for _ in 0..<(try r.count()) {
+            let key = try r.string()
+            var list: [Session] = []
+            for _ in 0..<(try r.count()) {
+                var s = Session(start: try r.int64(), end: try r.int64(), events: try r.int64(), types: [], lineage: Lineage())
+                for _ in 0..<(try r.count(max: 1 << 16)) { s.types.append((try r.string(), try r.int64())) }
+                s.lineage = try Lineage.decode(&r)
+                list.append(s)
+            }
+            openCount += list.count
+            sessions[key] = list
+        }
+    }
+}

@@ -1,0 +1,306 @@
+import KappaCore
+
+/// A partial aggregate of one (key, window) from one source partition: what the first
+/// stage of a windowed job sends to the second (through the repartition topic, or
+/// directly when no repartition is needed). `sequence` numbers a source's
+/// contributions, so the second stage drops the copies a restarted first stage re-sends.
+public struct Contribution: Equatable, Sendable {
+    public var key: String
+    public var windowStart: Int64
+    public var state: AggregateState
+    public var lineage: Lineage
+    public var source: Int32
+    public var sequence: Int64
+}
+
+/// First stage of a windowed aggregation, one per task: assigns each event to its
+/// windows, judges lateness against this task's stream time (the largest event time it
+/// has read — from the data, never the clock), and pre-aggregates per (key, window).
+/// With `emit: final` a window's partials leave when the task's stream time passes the
+/// window's end + grace; with `emit: updates` every event leaves at once.
+/// Deterministic: its output is a function of the input sequence alone.
+public final class WindowPreAggregator {
+    public let spec: WindowSpec
+    public let source: Int32
+    public private(set) var streamTime: Int64?
+    public private(set) var sequence: Int64 = 0
+    public private(set) var lateEvents: Int64 = 0
+    private var open: [Int64: [String: (AggregateState, Lineage)]] = [:]
+    private var openStarts: [Int64] = []  // ascending
+    private let fieldCount: Int
+
+    public init(spec: WindowSpec, source: Int32) {
+        self.spec = spec
+        self.source = source
+        fieldCount = spec.fields.count
+    }
+
+    /// Folds one event in. Returns false when it is late: at least one of its windows
+    /// had already closed (it still counts toward the windows that are open).
+    public func add(key: String, time: Int64, values: UnsafeBufferPointer<Decimal9?>, partition: Int32, offset: Int64,
+                    emit: (Contribution) -> Void) -> Bool {
+        let st = max(streamTime ?? time, time)
+        streamTime = st
+        var late = false
+        for start in WindowMath.starts(containing: time, size: spec.sizeNanos, advance: spec.advanceNanos) {
+            if start + spec.sizeNanos + spec.graceNanos <= st {
+                late = true
+                continue
+            }
+            if spec.emit == .updates {
+                var s = AggregateState(fields: fieldCount)
+                s.add(values)
+                var l = Lineage()
+                l.add(partition: partition, offset: offset)
+                sequence += 1
+                emit(Contribution(key: key, windowStart: start, state: s, lineage: l, source: source, sequence: sequence))
+                continue
+            }
+            if open[start] == nil {
+                open[start] = [:]
+                insertStart(start)
+            }
+            open[start]![key, default: (AggregateState(fields: fieldCount), Lineage())].0.add(values)
+            open[start]![key]!.1.add(partition: partition, offset: offset)
+        }
+        if late { lateEvents += 1 }
+        return !late
+    }
+
+    /// Sends the partials of every window closed by stream time, oldest window first,
+    /// keys in order (so the output does not depend on hashing).
+    public func closeReady(emit: (Contribution) -> Void) {
+        guard let st = streamTime else { return }
+        while let start = openStarts.first, start + spec.sizeNanos + spec.graceNanos <= st {
+            openStarts.removeFirst()
+            let keys = open.removeValue(forKey: start) ?? [:]
+            for key in keys.keys.sorted() {
+                let (state, lineage) = keys[key]!
+                sequence += 1
+                emit(Contribution(key: key, windowStart: start, state: state, lineage: lineage, source: source, sequence: sequence))
+            }
+        }
+    }
+
+    private func insertStart(_ start: Int64) {
+        var i = openStarts.count
+        while i > 0 && openStarts[i - 1] > start { i -= 1 }
+        openStarts.insert(start, at: i)
+    }
+
+    public var openWindows: Int { open.values.reduce(0) { $0 + $1.count } }
+
+    func encode(into w: ByteWriter) {
+        w.put(streamTime.map { TimestampNanos($0) })
+        w.put(sequence)
+        w.put(lateEvents)
+        w.put(openStarts.count)
+        for start in openStarts {
+            let keys = open[start]!
+            w.put(start)
+            w.put(keys.count)
+            for key in keys.keys.sorted() {
+                w.put(key)
+                keys[key]!.0.encode(into: w)
+                keys[key]!.1.encode(into: w)
+            }
+        }
+    }
+
+    func decode(_ r: inout StateReader) throws(StateReader.Failure) {
+        streamTime = try r.timestamp()?.rawValue
+        sequence = try r.int64()
+        lateEvents = try r.int64()
+        open = [:]
+        openStarts = []
+        for _ in 0..<(try r.count()) {
+            let start = try r.int64()
+            var keys: [String: (AggregateState, Lineage)] = [:]
+            for _ in 0..<(try r.count()) {
+                let key = try r.string()
+                keys[key] = (try AggregateState.decode(&r, fields: fieldCount), try Lineage.decode(&r))
+            }
+            open[start] = keys
+            openStarts.append(start)
+        }
+    }
+}
+
+/// A final (or, with `emit: updates`, current) window result.
+public struct WindowResult: Equatable, Sendable {
+    public var key: String
+    public var windowStart: Int64
+    public var windowEnd: Int64
+    public var state: AggregateState
+    public var lineage: Lineage
+    public var final: Bool
+
+    /// The output record's JSON: key, window_start, window_end and one field per aggregate.
+    public func json(_ spec: WindowSpec, fields: [String]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(160)
+        out.append(contentsOf: "{\"key\":".utf8)
+        appendJSONString(key, to: &out)
+        out.append(contentsOf: ",\"window_start\":\"".utf8)
+        TimestampNanos(windowStart).appendDecimalSeconds(to: &out)
+        out.append(contentsOf: "\",\"window_end\":\"".utf8)
+        TimestampNanos(windowEnd).appendDecimalSeconds(to: &out)
+        out.append(UInt8(ascii: "\""))
+        state.appendJSON(spec.aggregates, fields: fields, to: &out)
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+}
+
+/// Second stage of a windowed aggregation, one per task: merges the contributions of
+/// every source partition for the keys this task owns, drops re-sent copies (by source
+/// and sequence), and finalises a window when the *watermark* — the smallest stream time
+/// among the sources — passes its end + grace. Using the smallest, not the largest,
+/// makes the result independent of how fast each source partition was read, so a replay
+/// equals the live run. A source that never reports holds every window back; see
+/// `idleSources`.
+public final class WindowMerger {
+    public let spec: WindowSpec
+    public let sourceCount: Int
+    public private(set) var sourceStreamTimes: [Int64?]
+    private var lastSequence: [Int64]
+    private var windows: [Int64: [String: (AggregateState, Lineage)]] = [:]
+    private var starts: [Int64] = []
+    public private(set) var duplicates: Int64 = 0
+    private let fieldCount: Int
+
+    public init(spec: WindowSpec, sourceCount: Int) {
+        precondition(sourceCount > 0)
+        self.spec = spec
+        self.sourceCount = sourceCount
+        sourceStreamTimes = Array(repeating: nil, count: sourceCount)
+        lastSequence = Array(repeating: 0, count: sourceCount)
+        fieldCount = spec.fields.count
+    }
+
+    /// Sources that do not hold the watermark back (the opt-in idle timeout).
+    public var idleSources = Set<Int>()
+
+    public var watermark: Int64? {
+        var w: Int64? = nil
+        for (s, t) in sourceStreamTimes.enumerated() where !idleSources.contains(s) {
+            guard let t else { return nil }
+            w = min(w ?? t, t)
+        }
+        return w
+    }
+
+    public func observe(source: Int32, streamTime: Int64) {
+        let s = Int(source)
+        sourceStreamTimes[s] = max(sourceStreamTimes[s] ?? streamTime, streamTime)
+    }
+
+    /// Merges one contribution. Returns the updated result for `emit: updates`, nil for
+    /// a duplicate or in final mode.
+    public func apply(_ c: Contribution) -> WindowResult? {
+        let s = Int(c.source)
+        guard c.sequence > lastSequence[s] else {
+            duplicates += 1
+            return nil
+        }
+        lastSequence[s] = c.sequence
+        if windows[c.windowStart] == nil {
+            windows[c.windowStart] = [:]
+            var i = starts.count
+            while i > 0 && starts[i - 1] > c.windowStart { i -= 1 }
+            starts.insert(c.windowStart, at: i)
+        }
+        var entry = windows[c.windowStart]![c.key] ?? (AggregateState(fields: fieldCount), Lineage())
+        entry.0.merge(c.state)
+        entry.1.merge(c.lineage)
+        windows[c.windowStart]![c.key] = entry
+        guard spec.emit == .updates else { return nil }
+        return WindowResult(key: c.key, windowStart: c.windowStart, windowEnd: c.windowStart + spec.sizeNanos,
+                            state: entry.0, lineage: entry.1, final: false)
+    }
+
+    /// Emits (final mode) and forgets every window the watermark has closed.
+    public func closeReady(emit: (WindowResult) -> Void) {
+        guard let w = watermark else { return }
+        while let start = starts.first, start + spec.sizeNanos + spec.graceNanos <= w {
+            starts.removeFirst()
+            let keys = windows.removeValue(forKey: start) ?? [:]
+            guard spec.emit == .final else { continue }
+            for key in keys.keys.sorted() {
+                emit(WindowResult(key: key, windowStart: start, windowEnd: start + spec.sizeNanos, state: keys[key]!.0,
+                                  lineage: keys[key]!.1, final: true))
+            }
+        }
+    }
+
+    /// Open (not yet final) results, for queries.
+    public func openResults() -> [WindowResult] {
+        var out: [WindowResult] = []
+        for start in starts {
+            for (key, v) in windows[start]! {
+                out.append(WindowResult(key: key, windowStart: start, windowEnd: start + spec.sizeNanos, state: v.0, lineage: v.1, final: false))
+            }
+        }
+        return out
+    }
+
+    public var openWindows: Int { windows.values.reduce(0) { $0 + $1.count } }
+
+    func encode(into w: ByteWriter) {
+        w.put(sourceCount)
+        for t in sourceStreamTimes { w.put(t.map { TimestampNanos($0) }) }
+        for s in lastSequence { w.put(s) }
+        w.put(duplicates)
+        w.put(starts.count)
+        for start in starts {
+            let keys = windows[start]!
+            w.put(start)
+            w.put(keys.count)
+            for key in keys.keys.sorted() {
+                w.put(key)
+                keys[key]!.0.encode(into: w)
+                keys[key]!.1.encode(into: w)
+            }
+        }
+    }
+
+    func decode(_ r: inout StateReader) throws(StateReader.Failure) {
+        guard try r.int() == sourceCount else { throw StateReader.Failure(description: "checkpoint has another source count") }
+        for i in 0..<sourceCount { sourceStreamTimes[i] = try r.timestamp()?.rawValue }
+        for i in 0..<sourceCount { lastSequence[i] = try r.int64() }
+        duplicates = try r.int64()
+        windows = [:]
+        starts = []
+        for _ in 0..<(try r.count()) {
+            let start = try r.int64()
+            var keys: [String: (AggregateState, Lineage)] = [:]
+            for _ in 0..<(try r.count()) {
+                let key = try r.string()
+                keys[key] = (try AggregateState.decode(&r, fields: fieldCount), try Lineage.decode(&r))
+            }
+            windows[start] = keys
+            starts.append(start)
+        }
+    }
+}
+
+/// Appends a JSON string literal (escaping quote, backslash and control characters).
+func appendJSONString(_ s: String, to out: inout [UInt8]) {
+    out.append(UInt8(ascii: "\""))
+    for b in s.utf8 {
+        switch b {
+        case UInt8(ascii: "\""): out.append(contentsOf: "\\\"".utf8)
+        case UInt8(ascii: "\\"): out.append(contentsOf: "\\\\".utf8)
+        case 0x0A: out.append(contentsOf: "\\n".utf8)
+        case 0x0D: out.append(contentsOf: "\\r".utf8)
+        case 0x09: out.append(contentsOf: "\\t".utf8)
+        case 0..<0x20:
+            let hex = Array("0123456789abcdef".utf8)
+            out.append(contentsOf: "\\u00".utf8)
+            out.append(hex[Int(b >> 4)])
+            out.append(hex[Int(b & 0xF)])
+        default: out.append(b)
+        }
+    }
+    out.append(UInt8(ascii: "\""))
+}
