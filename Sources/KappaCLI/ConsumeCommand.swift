@@ -8,6 +8,7 @@ import KappaCore
 import KappaFormat
 import KappaGroups
 import KappaLog
+import KappaStreams
 
 /// `kappa consume TOPIC`: records as JSON Lines on stdout.
 struct ConsumeCommand: ParsableCommand {
@@ -76,13 +77,21 @@ final class ConsumeSession {
     static let commitNanos: Int64 = 1_000_000_000
     static let waitMillis: Int32 = 100
 
+    let topic: String
+
     init(command: ConsumeCommand) throws(KappaError) {
         self.command = command
         directory = DataDirectory(root: command.data.path)
-        config = try directory.topicConfig(command.topic)
+        // A job's output name stands for its current version's topic (OUTPUT.vN).
+        if !directory.topicExists(command.topic), let resolved = try JobRegistry(directory: directory).currentOutputTopic(for: command.topic) {
+            topic = resolved
+        } else {
+            topic = command.topic
+        }
+        config = try directory.topicConfig(topic)
         printer = RecordPrinter(withMeta: command.withMeta)
         if let p = command.partition, p < 0 || p >= config.partitions {
-            throw KappaError(.invalidArgument, "topic \(command.topic) has partitions 0...\(config.partitions - 1), not \(p)")
+            throw KappaError(.invalidArgument, "topic \(topic) has partitions 0...\(config.partitions - 1), not \(p)")
         }
     }
 
@@ -91,7 +100,7 @@ final class ConsumeSession {
     func run() throws(KappaError) {
         if let group = command.group {
             let store = try GroupStore(directory: directory, group: group)
-            member = try GroupMember(store: store, id: Self.memberId(), topics: [command.topic])
+            member = try GroupMember(store: store, id: Self.memberId(), topics: [topic])
         } else {
             let partitions = command.partition.map { [$0] } ?? Array(0..<config.partitions)
             for p in partitions { try start(p) }
@@ -124,7 +133,7 @@ final class ConsumeSession {
 
     /// Opens partition `p` at its starting offset.
     private func start(_ p: Int32) throws(KappaError) {
-        let tp = TopicPartition(command.topic, p)
+        let tp = TopicPartition(topic, p)
         let reader = try PartitionReader(directory: directory, topicPartition: tp)
         var committed: Offset? = nil
         let position: Offset
@@ -191,7 +200,7 @@ final class ConsumeSession {
         out.flush()
         guard let member else { return }
         for (p, c) in cursors where c.position != c.committed {
-            try member.commit(TopicPartition(command.topic, p), c.position)
+            try member.commit(TopicPartition(topic, p), c.position)
             cursors[p]!.committed = c.position
         }
     }

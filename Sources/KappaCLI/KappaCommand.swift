@@ -5,14 +5,15 @@ import Glibc
 import Darwin
 #endif
 import KappaCore
+import Logging
 
 /// `kappa`: the command line. Each subcommand lives in its own file; this is the only
 /// module that parses flags, prints, and decides exit codes.
-public struct KappaCommand: ParsableCommand {
+public struct KappaCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "kappa",
         abstract: "A Kappa-architecture stream processor: one partitioned commit log, stateful operators, replay.",
-        subcommands: [TopicsCommand.self, ProduceCommand.self, ConsumeCommand.self, GroupsCommand.self, DemoCommand.self]
+        subcommands: [TopicsCommand.self, ProduceCommand.self, ConsumeCommand.self, GroupsCommand.self, ProcessCommand.self, ReplayCommand.self, JobsCommand.self, QueryCommand.self, DemoCommand.self]
     )
 
     public init() {}
@@ -88,4 +89,23 @@ func format2(_ v: Double) -> String {
     let whole = Int(scaled) / 100
     let frac = Int(scaled) % 100
     return "\(whole).\(frac < 10 ? "0" : "")\(frac)"
+}
+
+extension KappaCommand {
+    /// Parses the arguments and runs the chosen command, awaiting it when it is async
+    /// (process, replay); ArgumentParser's exit rules for errors and help.
+    public static func runMain() async {
+        // Logs are messages: stderr. Stdout is for JSON Lines only.
+        LoggingSystem.bootstrap { label in StreamLogHandler.standardError(label: label) }
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }

@@ -27,7 +27,7 @@ struct ProduceCommand: ParsableCommand {
     @OptionGroup var data: DataOptions
     @Argument(help: "Topic to append to.") var topic: String
     @Argument(help: "Input file; '-' or nothing reads stdin.") var file: String?
-    @Option(name: .customLong("key-field"), help: "Field whose value is the record key ('' for no key: round-robin).") var keyField: String = "user_id"
+    @Option(name: .customLong("key-field"), help: "Field whose value is the record key ('' for no key: round-robin). Default: the topic's key field (user_id unless created otherwise).") var keyField: String?
     @Option(name: .customLong("time-field"), help: "Field holding the event time.") var timeField: String = "time_utc"
     @Option(name: .customLong("on-error"), help: "fail | skip | dead-letter") var onError: String = "fail"
     @Option(help: "always | interval | never: when appends are fsynced (default interval, 1 s).") var fsync: String = "interval"
@@ -49,6 +49,10 @@ struct ProduceCommand: ParsableCommand {
             let dir = DataDirectory(root: data.path)
             let policy = FsyncPolicy(name: fsync)!
             let writer = try TopicWriter(directory: dir, topic: topic, fsync: policy, sealInBackground: true)
+            let keyField = self.keyField ?? writer.config.partitionKeyField
+            if let given = self.keyField, !given.isEmpty, given != writer.config.partitionKeyField {
+                Stderr.line("kappa: warning: \(topic) is keyed by '\(writer.config.partitionKeyField)' (topics create --key-field); jobs will assume that, not '\(given)'")
+            }
             for r in writer.recoveries { Stderr.line("kappa: " + r.description) }
             let input = try openInput()
             defer { if input.fd != 0 { close(input.fd) } }

@@ -18,6 +18,7 @@ struct TopicsCommand: ParsableCommand {
         @Option(name: .customLong("retention-bytes"), help: "Delete the oldest segments while a partition is above this size.") var retentionBytes: Int64?
         @Option(help: "Batch compression: lz4 or none.") var compression: String = "lz4"
         @Option(name: .customLong("segment-bytes"), help: "Roll segments at this size.") var segmentBytes: Int64 = TopicConfig.segmentBytesDefault
+        @Option(name: .customLong("key-field"), help: "The field records are keyed (partitioned) by: produce's default, and what jobs assume.") var keyField: String = "user_id"
 
         func validate() throws {
             if let retention, Duration.parseMillis(retention) == nil {
@@ -32,7 +33,7 @@ struct TopicsCommand: ParsableCommand {
             try runReportingErrors {
                 let config = TopicConfig(partitions: partitions, compression: CompressionCodec(name: compression)!,
                                          retentionMillis: retention.flatMap(Duration.parseMillis), retentionBytes: retentionBytes,
-                                         segmentBytes: segmentBytes)
+                                         segmentBytes: segmentBytes, keyField: keyField)
                 try DataDirectory(root: data.path).createTopic(name, config: config)
                 Stderr.line("created topic \(name) with \(partitions) partition\(partitions == 1 ? "" : "s") (\(compression))")
             }
@@ -49,7 +50,7 @@ struct TopicsCommand: ParsableCommand {
                 let out = StdoutWriter()
                 for name in try dir.listTopics() {
                     let c = try dir.topicConfig(name)
-                    out.line("{\"topic\":\(JSONEscape.quoted(name)),\"partitions\":\(c.partitions),\"compression\":\"\(c.compression)\"}")
+                    out.line("{\"topic\":\(JSONEscape.quoted(name)),\"partitions\":\(c.partitions),\"compression\":\"\(c.compression)\",\"key_field\":\(JSONEscape.quoted(c.partitionKeyField))}")
                 }
                 out.flush()
             }

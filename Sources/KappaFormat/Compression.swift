@@ -78,6 +78,10 @@ public final class LZ4Codec {
         out.count += header + body + end
     }
 
+    /// Readable bytes left after the inflated records: a JSON parser (simdjson) may read
+    /// 64 bytes past the last value it is handed.
+    public static let trailingSlackBytes = 64
+
     /// Inflates one complete LZ4 frame into `out` (replacing its content), refusing to
     /// grow past `limit` bytes. Returns nil and a reason when the frame is malformed.
     public func decompress(_ source: UnsafeRawBufferPointer, into out: ByteWriter, limit: Int) -> String? {
@@ -100,6 +104,7 @@ public final class LZ4Codec {
             consumed += srcSize
             if hint == 0 {
                 guard consumed == source.count else { return "\(source.count - consumed) bytes after the LZ4 frame" }
+                out.reserve(Self.trailingSlackBytes)
                 return nil
             }
             if consumed == source.count && dstSize == 0 {

@@ -57,6 +57,11 @@ public final class EventFields {
     }
 
     private func timeOf(_ field: JSONField) -> Result<TimestampNanos, BadEvent> {
+        Self.time(of: field, name: timeField)
+    }
+
+    /// The exact event time held by a JSON field (string or number).
+    public static func time(of field: JSONField, name timeField: String) -> Result<TimestampNanos, BadEvent> {
         let parsed: Result<TimestampNanos, EventTime.Failure>
         switch field {
         case .string(let bytes): parsed = EventTime.parse(bytes)

@@ -1,2 +1,3 @@
 import KappaCLI
-KappaCommand.main()
+
+await KappaCommand.runMain()

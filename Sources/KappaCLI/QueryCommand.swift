@@ -1,0 +1,64 @@
+import ArgumentParser
+import KappaCore
+import KappaJSON
+import KappaLog
+import KappaStreams
+
+/// `kappa query JOB [KEY] [--ride RIDE_ID]`: JSON Lines from the current version's
+/// store: final results from its output topic, open ones from its task checkpoints.
+struct QueryCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "query",
+        abstract: "Rows of a job's current version: windows by key, sessions by user, matches by ticket or ride.",
+        discussion: "Each row carries \"final\": true once it can no longer change (false: a window or session still open, a ticket still waiting for its rides).")
+
+    @OptionGroup var data: DataOptions
+    @Argument var job: String
+    @Argument(help: "A key: a city, a user, a ticket id.") var key: String?
+    @Option(help: "All tickets matched to this ride (match jobs).") var ride: String?
+    @Option(help: "Query this version instead of the current one.") var version: Int?
+
+    func run() throws {
+        try runReportingErrors {
+            let dir = DataDirectory(root: data.path)
+            let record = try JobRegistry(directory: dir).require(job)
+            guard let n = version ?? record.current, let v = record.version(n) else {
+                throw KappaError(.notFound, "job '\(job)' has no current version (make one current with: kappa jobs switch \(job) N)")
+            }
+            let def = v.definition
+            if ride != nil, case .match = def.operation {} else if ride != nil {
+                throw KappaError(.invalidArgument, "--ride works on match jobs; \(job) is a \(def.kind) job")
+            }
+            let out = StdoutWriter()
+            for row in try ResultReader.rows(directory: dir, definition: def, version: n) where matches(row.key, rideId: row.rideId) {
+                out.line(withFinal(row.json, true))
+            }
+            let partitions = try dir.topicConfig(def.inputs[0]).partitions
+            for p in 0..<partitions {
+                for (k, json) in try JobTask.openResults(directory: dir, definition: def, version: n, task: p, partitions: partitions) {
+                    let rideId: String? = ride == nil ? nil : extractRide(json)
+                    if matches(k, rideId: rideId) { out.line(withFinal(json, false)) }
+                }
+            }
+            out.flush()
+        }
+    }
+
+    private func matches(_ rowKey: String, rideId: String?) -> Bool {
+        if let ride { return rideId == ride }
+        if let key { return rowKey == key }
+        return true
+    }
+
+    private func withFinal(_ json: [UInt8], _ final: Bool) -> String {
+        var s = String(decoding: json, as: UTF8.self)
+        if s.hasSuffix("}") { s.removeLast() }
+        return s + ",\"final\":\(final)}"
+    }
+
+    private func extractRide(_ json: [UInt8]) -> String? {
+        let s = String(decoding: json, as: UTF8.self)
+        guard let r = s.range(of: "\"ride_id\":\"") else { return nil }
+        return String(s[r.upperBound...].prefix { $0 != "\"" })
+    }
+}

@@ -1,0 +1,159 @@
+import KappaCore
+import KappaFormat
+import KappaGroups
+import KappaLog
+
+/// Runs the tasks of one job version that this process owns. Tasks are partitions of
+/// the first input, handed out by a consumer group named `JOB.vN`: several processes
+/// running the same version split its tasks, and when one dies the others take its
+/// tasks over within a rebalance (their checkpoints make that exactly-once).
+/// The caller drives it: `runOnce()` in a loop, waiting on the inputs when it returns 0.
+/// Not thread-safe.
+public final class JobRunner {
+    public let definition: JobDefinition
+    public let version: Int
+    public let partitions: Int32
+    let directory: DataDirectory
+    let member: GroupMember
+    let fsync: FsyncPolicy
+    let clock: any WallClock
+    public private(set) var tasks: [Int32: JobTask] = [:]
+    private var lastCheckpointNanos: [Int32: Int64] = [:]
+    private var lastRebalanceNanos: Int64 = 0
+    /// A busy task checkpoints at most this often; an idle one as soon as it has news.
+    public var checkpointIntervalNanos: Int64 = 1_000_000_000
+    public var rebalanceIntervalNanos: Int64 = 250_000_000
+
+    public init(directory: DataDirectory, definition: JobDefinition, version: Int, memberId: String,
+                fsync: FsyncPolicy = .default, clock: any WallClock = SystemClock()) throws(KappaError) {
+        self.directory = directory
+        self.definition = definition
+        self.version = version
+        self.fsync = fsync
+        self.clock = clock
+        partitions = try JobVersions.prepare(definition, version: version, directory: directory)
+        let store = try GroupStore(directory: directory, group: "\(definition.name).v\(version)")
+        member = try GroupMember(store: store, id: memberId, topics: [definition.inputs[0]])
+    }
+
+    deinit { member.leave() }
+
+    /// Takes and gives back tasks per the group's assignment (a released task is
+    /// checkpointed first). Rate-limited; `force` skips the limit.
+    public func rebalance(force: Bool = false) throws(KappaError) {
+        let now = monotonicNanos()
+        guard force || now - lastRebalanceNanos >= rebalanceIntervalNanos else { return }
+        lastRebalanceNanos = now
+        let change = try member.rebalance { (tp) throws(KappaError) in
+            if let t = tasks[tp.partition] { try t.checkpoint() }
+            tasks[tp.partition] = nil
+        }
+        for tp in change.acquired {
+            tasks[tp.partition] = try JobTask(directory: directory, definition: definition, version: version, task: tp.partition,
+                                              partitions: partitions, fsync: fsync, clock: clock)
+            lastCheckpointNanos[tp.partition] = monotonicNanos()
+        }
+    }
+
+    /// One round over every owned task; returns the records read. Checkpoints a task
+    /// that has caught up (so live output is visible at once) or that has run a full
+    /// interval without one.
+    @discardableResult
+    public func runOnce(budget: Int = 4096) throws(KappaError) -> Int {
+        try rebalance()
+        var total = 0
+        for p in tasks.keys.sorted() {
+            let t = tasks[p]!
+            let n = try t.step(budget: budget)
+            total += n
+            let now = monotonicNanos()
+            if t.needsCheckpoint && (n == 0 || now - (lastCheckpointNanos[p] ?? 0) >= checkpointIntervalNanos) {
+                try t.checkpoint()
+                lastCheckpointNanos[p] = now
+            }
+        }
+        return total
+    }
+
+    public func checkpointAll() throws(KappaError) {
+        for p in tasks.keys.sorted() { try tasks[p]!.checkpoint() }
+    }
+
+    /// Checkpoints and leaves the group (the clean stop).
+    public func stop() throws(KappaError) {
+        try checkpointAll()
+        tasks.removeAll()
+        member.leave()
+    }
+
+    /// Directories to watch for new input.
+    public var watchedDirectories: [String] {
+        var dirs: [String] = []
+        for p in tasks.keys {
+            for topic in definition.inputs { dirs.append(directory.partitionPath(TopicPartition(topic, p))) }
+            if tasks[p]!.isRepartitioned { dirs.append(directory.partitionPath(TopicPartition(JobRegistry.repartitionTopic(definition, version), p))) }
+        }
+        return dirs
+    }
+
+    /// Records read so far and records in the inputs now, over the owned tasks.
+    public func progress() throws(KappaError) -> (done: Int64, total: Int64) {
+        var done: Int64 = 0
+        var total: Int64 = 0
+        for t in tasks.values {
+            for (tp, position) in t.inputs.map({ ($0.reader.topicPartition, $0.position) }) {
+                let status = try PartitionStatus.read(directory, tp)
+                done += position - status.startOffset
+                total += status.endOffset - status.startOffset
+            }
+        }
+        return (done, total)
+    }
+}
+
+/// Creating a version's topics and checking its inputs.
+public enum JobVersions {
+    /// Checks that the inputs exist and are co-partitioned; creates the version's output
+    /// and internal topics if missing. Returns the partition (= task) count.
+    @discardableResult
+    public static func prepare(_ def: JobDefinition, version: Int, directory: DataDirectory) throws(KappaError) -> Int32 {
+        var partitions: Int32? = nil
+        for t in def.inputs {
+            guard directory.topicExists(t) else {
+                throw KappaError(.notFound, "job \(def.name): input topic '\(t)' does not exist (create it with: kappa topics create \(t) --partitions N)")
+            }
+            let n = try directory.topicConfig(t).partitions
+            if let p = partitions, p != n {
+                throw KappaError(.invalidArgument, "job \(def.name): inputs must have the same partition count (co-partitioning): '\(def.inputs[0])' has \(p), '\(t)' has \(n)")
+            }
+            partitions = n
+        }
+        let n = partitions!
+        let outputKey: String
+        if case .match(let m) = def.operation { outputKey = m.ticketIdField } else { outputKey = def.keyField }
+        try ensure(JobRegistry.outputTopic(def, version), TopicConfig(partitions: n, keyField: outputKey, transactional: true), directory)
+        try ensure(JobRegistry.lateTopic(def, version), TopicConfig(partitions: n, keyField: def.keyField, transactional: true), directory)
+        try ensure(JobRegistry.deadLetterTopic(def, version), TopicConfig(partitions: n, keyField: def.keyField, transactional: true), directory)
+        if try JobTask.needsRepartition(def, directory: directory) {
+            try ensure(JobRegistry.repartitionTopic(def, version), TopicConfig(partitions: n, keyField: def.keyField), directory)
+        }
+        return n
+    }
+
+    static func ensure(_ topic: String, _ config: TopicConfig, _ directory: DataDirectory) throws(KappaError) {
+        guard !directory.topicExists(topic) else { return }
+        do {
+            try directory.createTopic(topic, config: config)
+        } catch where error.code == .alreadyExists {}  // another process made it first
+    }
+
+    /// Deletes a version's topics and checkpoints.
+    public static func drop(_ def: JobDefinition, version: Int, directory: DataDirectory) throws(KappaError) {
+        for t in [JobRegistry.outputTopic(def, version), JobRegistry.lateTopic(def, version), JobRegistry.deadLetterTopic(def, version),
+                  JobRegistry.repartitionTopic(def, version)] where directory.topicExists(t) {
+            try directory.deleteTopic(t)
+        }
+        try FS.removeTree(JobRegistry(directory: directory).versionPath(def.name, version))
+        try FS.removeTree(directory.groupsPath + "/\(def.name).v\(version)")
+    }
+}

@@ -1,0 +1,77 @@
+import KappaCore
+import KappaFormat
+import KappaJSON
+import KappaLog
+
+/// Reads a version's results back from its output topic (the durable form of its
+/// state store, as a changelog is in Kafka Streams): every committed output record, with
+/// its identity — (key, window_start) for windows, (key, session_start) for sessions,
+/// ticket_id for matches. For `emit: updates` the last record of an identity wins.
+public struct ResultReader {
+    public struct Row: Equatable, Sendable {
+        public var identity: String
+        public var key: String
+        public var json: [UInt8]
+        /// For matches: the matched ride, to answer "ride → tickets".
+        public var rideId: String?
+    }
+
+    public static func rows(directory: DataDirectory, definition: JobDefinition, version: Int) throws(KappaError) -> [Row] {
+        let topic = JobRegistry.outputTopic(definition, version)
+        let config = try directory.topicConfig(topic)
+        let paths: [String]
+        switch definition.operation {
+        case .window: paths = ["key", "window_start"]
+        case .session: paths = ["key", "session_start"]
+        case .match: paths = ["ticket_id", "user_id", "ride_id"]
+        }
+        let extractor = try JSONFieldExtractor(paths: paths)
+        let codec = LZ4Codec()
+        let scratch = ByteWriter(capacity: 1 << 20)
+        let padded = ByteWriter(capacity: 4096)
+        var latest: [String: Int] = [:]
+        var rows: [Row] = []
+        for p in 0..<config.partitions {
+            let reader = try PartitionReader(directory: directory, topicPartition: TopicPartition(topic, p))
+            try reader.seek(to: try reader.startOffset())
+            while let batch = try reader.nextBatch() {
+                do throws(BatchDecodeError) {
+                    var records = try RecordBatchDecoder.records(of: batch.bytes, header: batch.header, codec: codec, scratch: scratch)
+                    while let record = try records.next() {
+                        padded.removeAll()
+                        padded.reserve(record.value.count + JSONFieldExtractor.padding)
+                        padded.append(record.value)
+                        guard (try? extractor.parse(padded.bytes)) != nil else { continue }
+                        let a = text(extractor.field(0)) ?? ""
+                        let b = text(extractor.field(1)) ?? ""
+                        let identity: String
+                        var row = Row(identity: "", key: a, json: Array(record.value), rideId: nil)
+                        if case .match = definition.operation {
+                            identity = a
+                            row.rideId = text(extractor.field(2))
+                        } else {
+                            identity = a + "\u{1F}" + b
+                        }
+                        row.identity = identity
+                        if let i = latest[identity] { rows[i] = row } else {
+                            latest[identity] = rows.count
+                            rows.append(row)
+                        }
+                    }
+                } catch {
+                    throw KappaError(.corruptData, "undecodable batch: \(error.message)", topicPartition: reader.topicPartition, offset: batch.header.baseOffset)
+                }
+            }
+        }
+        return rows
+    }
+
+    static func text(_ f: JSONField) -> String? {
+        switch f {
+        case .string(let b): return String(decoding: b, as: UTF8.self)
+        case .integer(let v): return String(v)
+        case .number(_, let raw): return String(decoding: raw, as: UTF8.self)
+        default: return nil
+        }
+    }
+}

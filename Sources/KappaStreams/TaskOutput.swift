@@ -1,0 +1,116 @@
+import KappaCore
+import KappaFormat
+import KappaLog
+
+/// One partition a task writes alone (its output, late-events or dead-letter partition)
+/// with exactly-once visibility: records are appended as they come, but readers see
+/// them only once `publish()` moves the partition's committed marker, which the task does
+/// right after a checkpoint that records `end`. On restart, `rollBack(to:)` cuts away
+/// whatever was written after the last checkpoint. Not thread-safe.
+final class TaskOutput {
+    let writer: PartitionWriter
+    private let builder: RecordBatchBuilder
+    private let sealed = SealedBatches()
+    private let codec = LZ4Codec()
+    private(set) var appended: Int64 = 0
+
+    init(directory: DataDirectory, topicPartition: TopicPartition, fsync: FsyncPolicy) throws(KappaError) {
+        let config = try directory.topicConfig(topicPartition.topic)
+        writer = try PartitionWriter(directory: directory, topicPartition: topicPartition, config: config, fsync: fsync)
+        builder = RecordBatchBuilder(compression: config.codec)
+    }
+
+    func append(key: [UInt8]?, value: [UInt8], timestamp: TimestampNanos, headers: [RecordHeader]) {
+        value.withUnsafeBytes { v in
+            if let key {
+                key.withUnsafeBytes { k in builder.append(key: k, value: v, timestamp: timestamp, headers: headers) }
+            } else {
+                builder.append(key: nil, value: v, timestamp: timestamp, headers: headers)
+            }
+        }
+        appended += 1
+        if builder.isFull { sealed.seal(builder, codec: codec) }
+    }
+
+    func append(key: [UInt8]?, value: UnsafeRawBufferPointer, timestamp: TimestampNanos, headers: [RecordHeader]) {
+        if let key {
+            key.withUnsafeBytes { k in builder.append(key: k, value: value, timestamp: timestamp, headers: headers) }
+        } else {
+            builder.append(key: nil, value: value, timestamp: timestamp, headers: headers)
+        }
+        appended += 1
+        if builder.isFull { sealed.seal(builder, codec: codec) }
+    }
+
+    /// Writes what is buffered; returns the partition's end offset.
+    @discardableResult
+    func flush() throws(KappaError) -> Offset {
+        sealed.seal(builder, codec: codec)
+        try writer.append(sealed)
+        return writer.nextOffset
+    }
+
+    func sync() throws(KappaError) { try writer.syncNow() }
+
+    var end: Offset { writer.nextOffset }
+
+    /// Makes everything up to the current end visible to readers.
+    func publish() throws(KappaError) {
+        try writer.endMarker.write(partitionDirectory: writer.directory)
+    }
+
+    /// Discards records after `offset` (written after the last checkpoint) and publishes.
+    func rollBack(to offset: Offset) throws(KappaError) {
+        precondition(builder.isEmpty && sealed.isEmpty, "roll back happens before anything new is written")
+        try writer.truncate(to: offset)
+        try publish()
+    }
+}
+
+/// What the first stage of a repartitioned window job sends to the second, as records
+/// of `JOB.vN.repartition` (an internal, binary topic; the key is the group key):
+/// `1 source seq windowStart state lineage` for a contribution, `2 source streamTime
+/// idle` for a watermark. Varints and the state layout of `StateCodec`.
+enum RepartitionRecord {
+    case contribution(Contribution)
+    case watermark(source: Int32, streamTime: Int64, idle: Bool)
+
+    static func encodeContribution(_ c: Contribution, into w: ByteWriter) {
+        w.removeAll()
+        w.append(1)
+        w.put(Int64(c.source))
+        w.put(c.sequence)
+        w.put(c.windowStart)
+        c.state.encode(into: w)
+        c.lineage.encode(into: w)
+    }
+
+    static func encodeWatermark(source: Int32, streamTime: Int64, idle: Bool, into w: ByteWriter) {
+        w.removeAll()
+        w.append(2)
+        w.put(Int64(source))
+        w.put(streamTime)
+        w.put(idle)
+    }
+
+    static func decode(key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer, fields: Int) throws(StateReader.Failure) -> RepartitionRecord {
+        var r = StateReader(value)
+        guard !r.isAtEnd else { throw StateReader.Failure(description: "empty repartition record") }
+        let kind = value[0]
+        r.position = 1
+        let source = Int32(truncatingIfNeeded: try r.int64())
+        switch kind {
+        case 1:
+            let seq = try r.int64()
+            let start = try r.int64()
+            let state = try AggregateState.decode(&r, fields: fields)
+            let lineage = try Lineage.decode(&r)
+            let k = key.map { String(decoding: $0, as: UTF8.self) } ?? ""
+            return .contribution(Contribution(key: k, windowStart: start, state: state, lineage: lineage, source: source, sequence: seq))
+        case 2:
+            return .watermark(source: source, streamTime: try r.int64(), idle: try r.bool())
+        default:
+            throw StateReader.Failure(description: "unknown repartition record kind \(kind)")
+        }
+    }
+}
