@@ -170,6 +170,99 @@ extern "C" int kj_parse_extract(kj_parser *parser, const kj_fields *fields, cons
     return 0;
 }
 
+// On-demand: touches only the bytes on the way to the fields asked for. For records
+// that were fully validated when they were produced (everything in a Kappa log).
+static int classify(ondemand::value &v, kj_value &out) {
+    ondemand::json_type t;
+    if (auto e = v.type().get(t)) return int(e);
+    switch (t) {
+    case ondemand::json_type::string: {
+        std::string_view sv;
+        if (auto e = v.get_string().get(sv)) return int(e);
+        out.kind = KJ_STRING;
+        out.ptr = reinterpret_cast<const uint8_t *>(sv.data());
+        out.len = sv.size();
+        return 0;
+    }
+    case ondemand::json_type::number: {
+        ondemand::number_type nt;
+        if (auto e = v.get_number_type().get(nt)) return int(e);
+        if (nt == ondemand::number_type::signed_integer) {
+            int64_t i;
+            if (auto e = v.get_int64().get(i)) return int(e);
+            out.kind = KJ_INT;
+            out.int_value = i;
+            out.double_value = double(i);
+            return 0;
+        }
+        std::string_view raw = v.raw_json_token();
+        while (!raw.empty() && (raw.back() == ' ' || raw.back() == '\t' || raw.back() == '\n' || raw.back() == '\r' || raw.back() == ',' || raw.back() == '}' || raw.back() == ']'))
+            raw.remove_suffix(1);
+        double d;
+        if (auto e = v.get_double().get(d)) return int(e);
+        out.kind = KJ_FLOAT;
+        out.double_value = d;
+        out.ptr = reinterpret_cast<const uint8_t *>(raw.data());
+        out.len = raw.size();
+        return 0;
+    }
+    case ondemand::json_type::null: out.kind = KJ_NULL; return 0;
+    case ondemand::json_type::boolean: {
+        bool b;
+        if (auto e = v.get_bool().get(b)) return int(e);
+        out.kind = KJ_BOOL;
+        out.int_value = b ? 1 : 0;
+        return 0;
+    }
+    case ondemand::json_type::object: out.kind = KJ_OBJECT; return 0;
+    case ondemand::json_type::array: out.kind = KJ_ARRAY; return 0;
+    default: return 0;
+    }
+}
+
+extern "C" int kj_lazy_extract(kj_parser *parser, const kj_fields *fields, const uint8_t *data, size_t length, kj_value *out) {
+    ondemand::document doc;
+    if (auto e = parser->ondemand.iterate(reinterpret_cast<const char *>(data), length, length + KJ_PADDING).get(doc)) return int(e);
+    ondemand::object obj;
+    if (auto e = doc.get_object().get(obj)) return e == INCORRECT_TYPE ? KJ_ERR_NOT_OBJECT : int(e);
+    if (fields == nullptr) return 0;
+    for (size_t i = 0; i < fields->paths.size(); i++) {
+        kj_value &v = out[i];
+        std::memset(&v, 0, sizeof v);
+        const auto &path = fields->paths[i];
+        if (path[0].is_index) continue;  // an object has no index: absent
+        ondemand::value cur;
+        auto first = obj.find_field_unordered(path[0].key);
+        if (first.error() == NO_SUCH_FIELD) continue;
+        if (first.error()) return int(first.error());
+        cur = first.value_unsafe();
+        bool found = true;
+        for (size_t k = 1; k < path.size() && found; k++) {
+            const auto &s = path[k];
+            if (s.is_index) {
+                ondemand::array arr;
+                if (cur.get_array().get(arr)) { found = false; break; }
+                size_t n = 0;
+                found = false;
+                for (auto elem : arr) {
+                    ondemand::value ev;
+                    if (elem.get(ev)) break;
+                    if (n++ == s.index) { cur = ev; found = true; break; }
+                }
+            } else {
+                ondemand::object o;
+                if (cur.get_object().get(o)) { found = false; break; }
+                auto next = o.find_field_unordered(s.key);
+                if (next.error()) { found = false; break; }
+                cur = next.value_unsafe();
+            }
+        }
+        if (!found) continue;
+        if (int e = classify(cur, v)) return e;
+    }
+    return 0;
+}
+
 extern "C" const char *kj_error_message(int code) {
     if (code == KJ_ERR_NOT_OBJECT) return "the JSON value is not an object";
     return error_message(error_code(code));

@@ -34,11 +34,9 @@ struct QueryCommand: ParsableCommand {
                 out.line(withFinal(row.json, true))
             }
             let partitions = try dir.topicConfig(def.inputs[0]).partitions
-            for p in 0..<partitions {
-                for (k, json) in try JobTask.openResults(directory: dir, definition: def, version: n, task: p, partitions: partitions) {
-                    let rideId: String? = ride == nil ? nil : extractRide(json)
-                    if matches(k, rideId: rideId) { out.line(withFinal(json, false)) }
-                }
+            for (k, json) in try JobTask.openResults(directory: dir, definition: def, version: n, partitions: partitions) {
+                let rideId: String? = ride == nil ? nil : extractRide(json)
+                if matches(k, rideId: rideId) { out.line(withFinal(json, false)) }
             }
             out.flush()
         }

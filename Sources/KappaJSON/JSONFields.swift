@@ -86,6 +86,16 @@ public final class JSONFieldExtractor {
         guard code == 0 else { throw ParseError(message: String(cString: kj_error_message(code))) }
     }
 
+    /// Extracts the compiled fields reading only what it must (simdjson on-demand),
+    /// without validating the rest of the document: for records already validated.
+    @inline(__always)
+    public func parseLazily(_ document: UnsafeRawBufferPointer) throws(ParseError) {
+        let code = values.withUnsafeMutableBufferPointer { out in
+            kj_lazy_extract(parser, fields, document.baseAddress?.assumingMemoryBound(to: UInt8.self), document.count, out.baseAddress)
+        }
+        guard code == 0 else { throw ParseError(message: String(cString: kj_error_message(code))) }
+    }
+
     /// The `i`th compiled field of the last parsed document.
     @inline(__always)
     public func field(_ i: Int) -> JSONField {

@@ -91,18 +91,40 @@ public struct AggregateState: Equatable, Sendable {
 }
 
 /// Which input records a result came from: per input partition, the first and last
-/// offset folded in. Carried on output records as the `kappa.input` header.
+/// offset folded in. Carried on output records as the `kappa.input` header. Almost
+/// every result comes from one partition, so the first range is stored inline and only
+/// further partitions allocate.
 public struct Lineage: Equatable, Sendable {
-    public var ranges: [Int32: ClosedRange<Int64>] = [:]
+    private var first: (partition: Int32, low: Int64, high: Int64)?
+    private var more: [Int32: ClosedRange<Int64>]?
 
     public init() {}
 
+    public static func == (a: Lineage, b: Lineage) -> Bool { a.ranges == b.ranges }
+
+    public var ranges: [Int32: ClosedRange<Int64>] {
+        var out = more ?? [:]
+        if let f = first { out[f.partition] = f.low...f.high }
+        return out
+    }
+
     @inline(__always)
     public mutating func add(partition: Int32, offset: Int64) {
-        if let r = ranges[partition] {
-            if offset < r.lowerBound { ranges[partition] = offset...r.upperBound } else if offset > r.upperBound { ranges[partition] = r.lowerBound...offset }
+        if var f = first {
+            if f.partition == partition {
+                if offset < f.low { f.low = offset } else if offset > f.high { f.high = offset }
+                first = f
+                return
+            }
+            var m = more ?? [:]
+            if let r = m[partition] {
+                m[partition] = min(r.lowerBound, offset)...max(r.upperBound, offset)
+            } else {
+                m[partition] = offset...offset
+            }
+            more = m
         } else {
-            ranges[partition] = offset...offset
+            first = (partition, offset, offset)
         }
     }
 
@@ -115,15 +137,17 @@ public struct Lineage: Equatable, Sendable {
 
     /// `topic/p:first-last,…`, partitions ascending.
     public func header(topic: String) -> String {
-        ranges.keys.sorted().map { p in "\(topic)/\(p):\(ranges[p]!.lowerBound)-\(ranges[p]!.upperBound)" }.joined(separator: ",")
+        let all = ranges
+        return all.keys.sorted().map { p in "\(topic)/\(p):\(all[p]!.lowerBound)-\(all[p]!.upperBound)" }.joined(separator: ",")
     }
 
     func encode(into w: ByteWriter) {
-        w.put(ranges.count)
-        for p in ranges.keys.sorted() {
+        let all = ranges
+        w.put(all.count)
+        for p in all.keys.sorted() {
             w.put(Int64(p))
-            w.put(ranges[p]!.lowerBound)
-            w.put(ranges[p]!.upperBound)
+            w.put(all[p]!.lowerBound)
+            w.put(all[p]!.upperBound)
         }
     }
 
@@ -134,7 +158,8 @@ public struct Lineage: Equatable, Sendable {
             let lo = try r.int64()
             let hi = try r.int64()
             guard lo <= hi else { throw StateReader.Failure(description: "lineage range \(lo)-\(hi)") }
-            l.ranges[p] = lo...hi
+            l.add(partition: p, offset: lo)
+            l.add(partition: p, offset: hi)
         }
         return l
     }

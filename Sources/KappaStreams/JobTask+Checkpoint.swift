@@ -172,15 +172,42 @@ extension JobTask {
         return c
     }
 
-    /// The open (not yet final) results in a task's checkpoint, read without touching
-    /// anything (for `kappa query` while a daemon runs).
-    public static func openResults(directory: DataDirectory, definition: JobDefinition, version: Int, task: Int32,
+    /// The open (not yet final) results of a version, from its task checkpoints, read
+    /// without touching anything (for `kappa query` while a daemon runs). Window
+    /// partials still held by first stages are merged with the second stages' windows.
+    public static func openResults(directory: DataDirectory, definition: JobDefinition, version: Int,
                                    partitions: Int32) throws(KappaError) -> [(key: String, json: [UInt8])] {
-        let registry = JobRegistry(directory: directory)
-        let path = registry.checkpointPath(definition.name, version, task: task)
-        guard FS.exists(path) else { return [] }
         let repartitioned = try needsRepartition(definition, directory: directory)
-        let op = makeOperator(definition, task: task, partitions: partitions, repartitioned: repartitioned)
+        var ops: [Operator] = []
+        for task in 0..<partitions {
+            let op = makeOperator(definition, task: task, partitions: partitions, repartitioned: repartitioned)
+            if try load(directory: directory, definition: definition, version: version, task: task, repartitioned: repartitioned, into: op) {
+                ops.append(op)
+            }
+        }
+        guard case .window(let w) = definition.operation else { return ops.flatMap { openResults($0) } }
+        var merged: [String: WindowResult] = [:]
+        func add(_ key: String, _ start: Int64, _ state: AggregateState, _ lineage: Lineage) {
+            let id = key + "\u{1F}\(start)"
+            if var r = merged[id] {
+                r.state.merge(state)
+                r.lineage.merge(lineage)
+                merged[id] = r
+            } else {
+                merged[id] = WindowResult(key: key, windowStart: start, windowEnd: start + w.sizeNanos, state: state, lineage: lineage, final: false)
+            }
+        }
+        for case .window(let pre, let merger) in ops {
+            for c in pre.openPartials() { add(c.key, c.windowStart, c.state, c.lineage) }
+            for r in merger.openResults() { add(r.key, r.windowStart, r.state, r.lineage) }
+        }
+        return merged.values.sorted { ($0.windowStart, $0.key) < ($1.windowStart, $1.key) }.map { ($0.key, $0.json(w, fields: w.fields)) }
+    }
+
+    private static func load(directory: DataDirectory, definition: JobDefinition, version: Int, task: Int32, repartitioned: Bool,
+                             into op: Operator) throws(KappaError) -> Bool {
+        let path = JobRegistry(directory: directory).checkpointPath(definition.name, version, task: task)
+        guard FS.exists(path) else { return false }
         let bytes = try File(path: path, mode: .readOnly).readAll(limit: 1 << 30)
         let raw = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, bytes.count), alignment: 8)
         defer { raw.deallocate() }
@@ -191,7 +218,7 @@ extension JobTask {
         } catch {
             throw KappaError(.corruptData, "task checkpoint is unusable: \(error.description)", path: path)
         }
-        return openResults(op)
+        return true
     }
 
     /// What `jobs describe` shows of this task.

@@ -199,7 +199,8 @@ public final class JobTask {
         let value = paddedValue(record.value, compressed: compressed)
         let offset = record.offset.rawValue
         do {
-            try extractor.parse(value)
+            // Records were validated when produced: read only the fields the job uses.
+            try extractor.parseLazily(value)
         } catch {
             sendToDeadLetter(record, input: i, reason: "invalid JSON: \(error.message)")
             return

@@ -18,6 +18,15 @@ public struct Session: Equatable, Sendable {
         if let i = types.firstIndex(where: { $0.0 == type }) { types[i].1 += n } else { types.append((type, n)) }
     }
 
+    @inline(__always)
+    mutating func addEvent(time: Int64, type: String?, partition: Int32, offset: Int64) {
+        if time < start { start = time }
+        if time > end { end = time }
+        events += 1
+        if let type { count(type: type) }
+        lineage.add(partition: partition, offset: offset)
+    }
+
     mutating func absorb(_ o: Session) {
         start = min(start, o.start)
         end = max(end, o.end)
@@ -72,6 +81,21 @@ public final class Sessionizer {
         if time < st - spec.graceNanos {
             lateEvents += 1
             return false
+        }
+        // The common case: the key has sessions and the event falls within `gap` of
+        // exactly one of them without reaching another: update it in place.
+        if let index = sessions.index(forKey: key) {
+            let list = sessions.values[index]
+            var touching = -1
+            var count = 0
+            for (i, s) in list.enumerated() where time >= s.start - spec.gapNanos && time <= s.end + spec.gapNanos {
+                touching = i
+                count += 1
+            }
+            if count == 1 {
+                sessions.values[index][touching].addEvent(time: time, type: type, partition: partition, offset: offset)
+                return true
+            }
         }
         var new = Session(start: time, end: time, events: 1, types: [], lineage: Lineage())
         if let type { new.count(type: type) }

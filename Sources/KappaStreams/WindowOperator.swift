@@ -25,7 +25,8 @@ public final class WindowPreAggregator {
     public private(set) var streamTime: Int64?
     public private(set) var sequence: Int64 = 0
     public private(set) var lateEvents: Int64 = 0
-    private var open: [Int64: [String: (AggregateState, Lineage)]] = [:]
+    private var partials: [WindowKey: (AggregateState, Lineage)] = [:]
+    private var keysByStart: [Int64: [String]] = [:]
     private var openStarts: [Int64] = []  // ascending
     private let fieldCount: Int
 
@@ -42,7 +43,10 @@ public final class WindowPreAggregator {
         let st = max(streamTime ?? time, time)
         streamTime = st
         var late = false
-        for start in WindowMath.starts(containing: time, size: spec.sizeNanos, advance: spec.advanceNanos) {
+        // Every window containing `time`, newest first, without building a list.
+        var start = WindowMath.lastStart(containing: time, advance: spec.advanceNanos)
+        while start > time - spec.sizeNanos {
+            defer { start -= spec.advanceNanos }
             if start + spec.sizeNanos + spec.graceNanos <= st {
                 late = true
                 continue
@@ -56,12 +60,14 @@ public final class WindowPreAggregator {
                 emit(Contribution(key: key, windowStart: start, state: s, lineage: l, source: source, sequence: sequence))
                 continue
             }
-            if open[start] == nil {
-                open[start] = [:]
-                insertStart(start)
+            let id = WindowKey(start: start, key: key)
+            if partials[id] == nil {
+                partials[id] = (AggregateState(fields: fieldCount), Lineage())
+                if keysByStart[start] == nil { insertStart(start) }
+                keysByStart[start, default: []].append(key)
             }
-            open[start]![key, default: (AggregateState(fields: fieldCount), Lineage())].0.add(values)
-            open[start]![key]!.1.add(partition: partition, offset: offset)
+            partials[id]!.0.add(values)
+            partials[id]!.1.add(partition: partition, offset: offset)
         }
         if late { lateEvents += 1 }
         return !late
@@ -73,9 +79,8 @@ public final class WindowPreAggregator {
         guard let st = streamTime else { return }
         while let start = openStarts.first, start + spec.sizeNanos + spec.graceNanos <= st {
             openStarts.removeFirst()
-            let keys = open.removeValue(forKey: start) ?? [:]
-            for key in keys.keys.sorted() {
-                let (state, lineage) = keys[key]!
+            for key in (keysByStart.removeValue(forKey: start) ?? []).sorted() {
+                let (state, lineage) = partials.removeValue(forKey: WindowKey(start: start, key: key))!
                 sequence += 1
                 emit(Contribution(key: key, windowStart: start, state: state, lineage: lineage, source: source, sequence: sequence))
             }
@@ -88,7 +93,19 @@ public final class WindowPreAggregator {
         openStarts.insert(start, at: i)
     }
 
-    public var openWindows: Int { open.values.reduce(0) { $0 + $1.count } }
+    public var openWindows: Int { partials.count }
+
+    /// Partials not yet sent (windows still open at this source), for queries.
+    public func openPartials() -> [Contribution] {
+        var out: [Contribution] = []
+        for start in openStarts {
+            for key in keysByStart[start]! {
+                let v = partials[WindowKey(start: start, key: key)]!
+                out.append(Contribution(key: key, windowStart: start, state: v.0, lineage: v.1, source: source, sequence: 0))
+            }
+        }
+        return out
+    }
 
     func encode(into w: ByteWriter) {
         w.put(streamTime.map { TimestampNanos($0) })
@@ -96,13 +113,14 @@ public final class WindowPreAggregator {
         w.put(lateEvents)
         w.put(openStarts.count)
         for start in openStarts {
-            let keys = open[start]!
+            let keys = keysByStart[start]!.sorted()
             w.put(start)
             w.put(keys.count)
-            for key in keys.keys.sorted() {
+            for key in keys {
+                let v = partials[WindowKey(start: start, key: key)]!
                 w.put(key)
-                keys[key]!.0.encode(into: w)
-                keys[key]!.1.encode(into: w)
+                v.0.encode(into: w)
+                v.1.encode(into: w)
             }
         }
     }
@@ -111,19 +129,27 @@ public final class WindowPreAggregator {
         streamTime = try r.timestamp()?.rawValue
         sequence = try r.int64()
         lateEvents = try r.int64()
-        open = [:]
+        partials = [:]
+        keysByStart = [:]
         openStarts = []
         for _ in 0..<(try r.count()) {
             let start = try r.int64()
-            var keys: [String: (AggregateState, Lineage)] = [:]
+            var keys: [String] = []
             for _ in 0..<(try r.count()) {
                 let key = try r.string()
-                keys[key] = (try AggregateState.decode(&r, fields: fieldCount), try Lineage.decode(&r))
+                partials[WindowKey(start: start, key: key)] = (try AggregateState.decode(&r, fields: fieldCount), try Lineage.decode(&r))
+                keys.append(key)
             }
-            open[start] = keys
+            keysByStart[start] = keys
             openStarts.append(start)
         }
     }
+}
+
+/// A (window start, key) pair: one hash lookup per event instead of two.
+struct WindowKey: Hashable {
+    var start: Int64
+    var key: String
 }
 
 /// A final (or, with `emit: updates`, current) window result.
