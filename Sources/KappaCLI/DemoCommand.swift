@@ -12,11 +12,12 @@ import RebuGenerator
 /// `kappa demo`: the whole pipeline on generated data. Generates a deterministic Rebu
 /// data set, creates `rides`, `tickets` and `app_events` with the same partition count
 /// (so a user's events share a partition number: co-partitioning), produces each file
-/// through the same path as `kappa produce`, and prints what is in the log.
+/// through the same path as `kappa produce`, runs the three jobs of SPEC section 9 and a
+/// replay with 30-minute windows (`DemoJobs`), and prints a report.
 struct DemoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Generate Rebu data, produce it into rides, tickets and app_events, and report.")
+        abstract: "Generate Rebu data, produce it, run the three jobs and a replay, and report.")
 
     @OptionGroup var data: DataOptions
     @Option(help: "App events to generate (rides and tickets follow at ~6% and ~0.6%).") var events: Int = 200_000
@@ -48,7 +49,6 @@ struct DemoCommand: ParsableCommand {
             } catch {
                 throw KappaError(.io, "generating demo data failed: \(error)")
             }
-            let out = StdoutWriter()
             for (rebuTopic, name) in Self.topics {
                 guard let file = summary[rebuTopic] else { continue }
                 try dir.createTopic(name, config: TopicConfig(partitions: partitions))
@@ -56,21 +56,14 @@ struct DemoCommand: ParsableCommand {
                 let written = try produce(file.path, into: name, directory: dir)
                 let seconds = Double(monotonicNanos() - started) / 1e9
                 var bytes: Int64 = 0
-                var ends: [String] = []
                 for p in 0..<partitions {
                     let s = try PartitionStatus.read(dir, TopicPartition(name, p))
                     bytes += s.bytes
-                    ends.append(String(s.endOffset.rawValue))
                 }
                 Stderr.line("  \(name): \(written) records, \(file.bytes) input bytes -> \(bytes) bytes on disk (\(format2(Double(file.bytes) / Double(max(1, bytes))))x), \(format2(seconds))s, \(formatRate(written, seconds: seconds)) records/s")
-                out.line("{\"topic\":\"\(name)\",\"records\":\(written),\"input_bytes\":\(file.bytes),\"bytes_on_disk\":\(bytes),\"partitions\":\(partitions),\"end_offsets\":[\(ends.joined(separator: ","))]}")
             }
-            out.flush()
-            Stderr.line("""
-            done: \(summary.users) users over \(summary.days) days in \(data.path).
-            try:  kappa consume rides --from-beginning --max 3 --with-meta --data \(data.path)
-                  kappa topics describe app_events --data \(data.path)
-            """)
+            Stderr.line("generated \(summary.users) users over \(summary.days) days")
+            try DemoJobs(directory: dir, dataPath: data.path, days: summary.days).run()
         }
     }
 
