@@ -3,6 +3,7 @@ import Foundation
 import KappaCore
 import KappaFormat
 import KappaLog
+import RebuGenerator
 
 /// Benchmarks of issue #2, each compared in the same run with the baseline the issue
 /// names. Custom metrics carry the comparison: `ratio x100` is kappa's time divided by
@@ -14,6 +15,7 @@ let benchmarks = {
         maxDuration: .seconds(60),
         maxIterations: 5
     )
+    streamBenchmarks()
 
     // 1. Library append, LZ4, one core: records/s through TopicWriter into 4 partitions.
     Benchmark("append lz4 (library, 1 core, 1M records)",
@@ -120,8 +122,125 @@ let benchmarks = {
             delays.append(monotonicNanos() - start)
             usleep(2000)
         }
-        child.terminate()
+        kill(child.processIdentifier, SIGKILL)
         child.waitUntilExit()
+        delays.sort()
+        benchmark.measurement(.custom("p50 us"), Int(delays[delays.count / 2] / 1000))
+        benchmark.measurement(.custom("p90 us"), Int(delays[delays.count * 9 / 10] / 1000))
+        benchmark.measurement(.custom("p99 us"), Int(delays[delays.count * 99 / 100] / 1000))
+    }
+}
+
+/// Benchmarks of issue #3: replays of the three jobs over 1M events already in the log.
+let streamBenchmarks = {
+    let data = StreamFixture.dir + "/data"
+    func replay(_ job: String) -> (Int64, Int) {
+        StreamFixture.measure(Fixture.kappa, ["replay", StreamFixture.dir + "/\(job).yaml", "--data", data, "--fsync", "never"])
+    }
+
+    // Windowed aggregation, repartitioned by city, vs consuming the same topic.
+    Benchmark("replay rides-per-city (1M rides, 1h tumbling, repartitioned)",
+              configuration: .init(metrics: [.custom("replay ms"), .custom("consume ms"), .custom("ratio x100"),
+                                             .custom("events/s", polarity: .prefersLarger), .custom("peak RSS MiB")], maxIterations: 3)) { benchmark in
+        let (nanos, rss) = replay("rides-per-city")
+        let consume = Fixture.run(Fixture.kappa, ["consume", "rides", "--from-beginning", "--data", data])
+        benchmark.measurement(.custom("replay ms"), Int(nanos / 1_000_000))
+        benchmark.measurement(.custom("consume ms"), Int(consume / 1_000_000))
+        benchmark.measurement(.custom("ratio x100"), Int(nanos * 100 / consume))
+        benchmark.measurement(.custom("events/s", polarity: .prefersLarger), Int(Int64(StreamFixture.rides) * 1_000_000_000 / nanos))
+        benchmark.measurement(.custom("peak RSS MiB"), rss / 1024)
+    } setup: {
+        StreamFixture.prepare()
+    }
+
+    Benchmark("replay app-sessions (1M app_events)",
+              configuration: .init(metrics: [.custom("replay ms"), .custom("events/s", polarity: .prefersLarger), .custom("peak RSS MiB")], maxIterations: 3)) { benchmark in
+        let (nanos, rss) = replay("app-sessions")
+        benchmark.measurement(.custom("replay ms"), Int(nanos / 1_000_000))
+        benchmark.measurement(.custom("events/s", polarity: .prefersLarger), Int(Int64(Fixture.events) * 1_000_000_000 / nanos))
+        benchmark.measurement(.custom("peak RSS MiB"), rss / 1024)
+    } setup: {
+        StreamFixture.prepare()
+    }
+
+    Benchmark("replay ticket-ride-match (1M rides + tickets)",
+              configuration: .init(metrics: [.custom("replay ms"), .custom("events/s", polarity: .prefersLarger), .custom("peak RSS MiB")], maxIterations: 3)) { benchmark in
+        let (nanos, rss) = replay("ticket-ride-match")
+        let events = (0..<4).reduce(Int64(0)) { acc, p in
+            acc + ((try? PartitionStatus.read(DataDirectory(root: data), TopicPartition("tickets", Int32(p))).endOffset.rawValue) ?? 0)
+        } + Int64(StreamFixture.rides)
+        benchmark.measurement(.custom("replay ms"), Int(nanos / 1_000_000))
+        benchmark.measurement(.custom("events/s", polarity: .prefersLarger), Int(events * 1_000_000_000 / nanos))
+        benchmark.measurement(.custom("peak RSS MiB"), rss / 1024)
+    } setup: {
+        StreamFixture.prepare()
+    }
+
+    // Peak memory of sessionisation: 1M vs 10M events (the same users and period
+    // density; memory must follow the open sessions, not the log's length).
+    Benchmark("session replay peak memory, 1M vs 10M events",
+              configuration: .init(metrics: [.custom("1M peak RSS MiB"), .custom("10M peak RSS MiB"), .custom("10M events/s", polarity: .prefersLarger)],
+                                   maxIterations: 1)) { benchmark in
+        let big = Fixture.directory + "/sessions-10m"
+        if !FileManager.default.fileExists(atPath: big + "/ready") {
+            try? FileManager.default.removeItem(atPath: big)
+            _ = try! RebuGenerator.writeAppEvents(RebuConfig(seed: 11, appEvents: 10_000_000), to: big + "/app_events.jsonl")
+            Fixture.run(Fixture.kappa, ["topics", "create", "app_events", "--partitions", "4", "--data", big + "/data"])
+            Fixture.run(Fixture.kappa, ["produce", "app_events", big + "/app_events.jsonl", "--data", big + "/data"])
+            try? FileManager.default.removeItem(atPath: big + "/app_events.jsonl")
+            FileManager.default.createFile(atPath: big + "/ready", contents: nil)
+        }
+        let (_, small) = replay("app-sessions")
+        let (nanos, large) = StreamFixture.measure(Fixture.kappa, ["replay", StreamFixture.dir + "/app-sessions.yaml", "--data", big + "/data", "--fsync", "never"])
+        benchmark.measurement(.custom("1M peak RSS MiB"), small / 1024)
+        benchmark.measurement(.custom("10M peak RSS MiB"), large / 1024)
+        benchmark.measurement(.custom("10M events/s", polarity: .prefersLarger), Int(Int64(10_000_000) * 1_000_000_000 / nanos))
+    } setup: {
+        StreamFixture.prepare()
+    }
+
+    // Live end-to-end latency: a daemon runs a window job with `emit: updates`; this
+    // process appends one ride at a time and reads the output until its update appears.
+    Benchmark("live latency produce -> output (emit: updates)",
+              configuration: .init(metrics: [.custom("p50 us"), .custom("p90 us"), .custom("p99 us")], maxIterations: 1)) { benchmark in
+        let live = Fixture.freshDirectory("live")
+        let dir = DataDirectory(root: live)
+        try! dir.createTopic("rides", config: TopicConfig(partitions: 1))
+        let job = live + "/live.yaml"
+        FileManager.default.createFile(atPath: job, contents: Data("""
+        name: live
+        inputs: [rides]
+        window: { key: user_id, time: time_utc, size: 1h, grace: 10m, aggregates: [count], emit: updates }
+        output: live-out
+        """.utf8))
+        let daemon = Process()
+        daemon.executableURL = URL(fileURLWithPath: Fixture.kappa)
+        daemon.arguments = ["process", job, "--data", live]
+        daemon.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try! daemon.run()
+        while !dir.topicExists("live-out.v1") { usleep(10_000) }
+        usleep(300_000)
+        let writer = try! TopicWriter(directory: dir, topic: "rides", fsync: .never)
+        let reader = try! PartitionReader(directory: dir, topicPartition: TopicPartition("live-out.v1", 0))
+        var delays: [Int64] = []
+        let base: Int64 = 1_457_741_907
+        for i in 0..<400 {
+            let value = Array("{\"user_id\":\"u1\",\"time_utc\":\"\(base + Int64(i)).5\"}".utf8)
+            let key = Array("u1".utf8)
+            let start = monotonicNanos()
+            key.withUnsafeBytes { k in value.withUnsafeBytes { v in
+                try! writer.append(key: k, value: v, timestamp: TimestampNanos((base + Int64(i)) * 1_000_000_000 + 500_000_000))
+            } }
+            try! writer.flush()
+            var seen = false
+            while !seen {
+                if (try! reader.nextBatch()) != nil { seen = true } else { usleep(50) }
+            }
+            if i >= 20 { delays.append(monotonicNanos() - start) }  // the first ones warm up
+            usleep(3000)
+        }
+        kill(daemon.processIdentifier, SIGTERM)
+        daemon.waitUntilExit()
         delays.sort()
         benchmark.measurement(.custom("p50 us"), Int(delays[delays.count / 2] / 1000))
         benchmark.measurement(.custom("p90 us"), Int(delays[delays.count * 9 / 10] / 1000))

@@ -17,6 +17,7 @@ import Darwin
 
 let usage = """
     usage: rebu-gen --seed N --events N --out DIR [--only rides|tickets|app_events]
+                    [--rides-per-thousand N] [--tickets-per-thousand N]
                     [--users N] [--days N] [--start EPOCH_SECONDS] [--disorder-ms N]
       --seed N         PRNG seed (default 42); the same flags give byte-identical files
       --events N       number of app_events lines (default 100000); rides and tickets
@@ -82,6 +83,8 @@ while let flag = arguments.next() {
         config.days = n
     case "--start": config.startSeconds = arguments.integer(flag)
     case "--disorder-ms": config.disorderBoundNanos = arguments.integer(flag) * 1_000_000
+    case "--rides-per-thousand": config.ridesPerThousandAppEvents = Int(arguments.integer(flag))
+    case "--tickets-per-thousand": config.ticketsPerThousandAppEvents = Int(arguments.integer(flag))
     case "--out": outDirectory = arguments.value(flag)
     case "--only":
         let name = arguments.value(flag)
