@@ -46,7 +46,8 @@ public enum EventTime {
             seconds = seconds &* 10 &+ Int64(d)
             i += 1
         }
-        guard i > 0, i <= 10 else { return nil }
+        // Below 9e9 s (year 2255) nothing can overflow: × 1e9 + 999 999 999 < Int64.max.
+        guard i > 0, i <= 10, seconds < 9_000_000_000 else { return nil }
         if i == n { return TimestampNanos(seconds &* TimestampNanos.nanosPerSecond) }
         guard p[i] == UInt8(ascii: "."), n - i - 1 >= 1, n - i - 1 <= 9 else { return nil }
         i += 1
@@ -89,8 +90,11 @@ public enum EventTime {
                 let (m1, o1) = mantissa.multipliedReportingOverflow(by: 10)
                 let (m2, o2) = m1.addingReportingOverflow(d)
                 if o1 || o2 {
-                    // Only trailing zeros after the point may be dropped.
-                    guard sawPoint, d == 0 else { return .failure(.outOfRange) }
+                    // Only trailing zeros after the point may be dropped; a non-zero digit
+                    // that far right is below the nanosecond.
+                    guard sawPoint, d == 0 else {
+                        return .failure(sawPoint && digitsAfterPoint - exponentGuess(b, from: i) >= 9 ? .tooPrecise : .outOfRange)
+                    }
                     overflowDigitsAfterPoint = true
                 } else if !overflowDigitsAfterPoint {
                     mantissa = m2
@@ -214,7 +218,30 @@ public enum EventTime {
         guard i == n else { return .failure(.malformed) }
         let days = daysFromCivil(year: year, month: month, day: day)
         let seconds = Int64(days) * 86_400 + Int64(hour * 3600 + minute * 60 + second - offsetSeconds)
-        return .success(TimestampNanos(seconds * TimestampNanos.nanosPerSecond + nanos))
+        let (scaled, o1) = seconds.multipliedReportingOverflow(by: TimestampNanos.nanosPerSecond)
+        let (value, o2) = scaled.addingReportingOverflow(nanos)
+        guard !o1, !o2 else { return .failure(.outOfRange) }  // beyond 1677…2262
+        return .success(TimestampNanos(value))
+    }
+
+    /// The exponent written after the digits starting at `i` (0 if none): digits past the
+    /// ninth fractional place are below a nanosecond only when no exponent moves them.
+    static func exponentGuess(_ b: UnsafeRawBufferPointer, from start: Int) -> Int {
+        var i = start
+        while i < b.count, isDigit(b[i]) { i += 1 }
+        guard i < b.count, b[i] == UInt8(ascii: "e") || b[i] == UInt8(ascii: "E") else { return 0 }
+        i += 1
+        var negative = false
+        if i < b.count, b[i] == UInt8(ascii: "-") || b[i] == UInt8(ascii: "+") {
+            negative = b[i] == UInt8(ascii: "-")
+            i += 1
+        }
+        var e = 0
+        while i < b.count, isDigit(b[i]), e < 1000 {
+            e = e * 10 + Int(b[i] &- 0x30)
+            i += 1
+        }
+        return negative ? -e : e
     }
 
     static func isLeap(_ y: Int) -> Bool { (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 }

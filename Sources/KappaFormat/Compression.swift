@@ -30,8 +30,8 @@ public enum CompressionCodec: Int16, Sendable, CaseIterable, CustomStringConvert
     }
 }
 
-/// LZ4 in the LZ4 *frame* format, as Kafka's codec 3 writes it: 64 KiB independent
-/// blocks, no block or content checksums (the batch CRC-32C covers the compressed bytes),
+/// LZ4 in the LZ4 *frame* format, as Kafka's codec 3 reads it: independent blocks of up
+/// to 1 MiB (so a 512 KiB batch is one block), no block or content checksums (the batch CRC-32C covers the compressed bytes),
 /// no content size. Holds liblz4 contexts, so one `LZ4Codec` per thread; reuse it.
 public final class LZ4Codec {
     private var cctx: OpaquePointer?
@@ -90,7 +90,10 @@ public final class LZ4Codec {
         var consumed = 0
         while true {
             if out.capacity - out.count < 64 << 10 {
-                guard out.capacity < limit else { return "inflated records exceed \(limit) bytes" }
+                guard out.capacity < limit else {
+                    LZ4F_resetDecompressionContext(dctx)
+                    return "inflated records exceed \(limit) bytes"
+                }
                 out.reserve(min(out.capacity, limit - out.count))
             }
             var dstSize = out.capacity - out.count

@@ -175,7 +175,10 @@ public struct RecordIterator {
             }
         }
         guard position == recordEnd else { throw BatchDecodeError("record body is \(recordEnd - position) bytes longer than its fields") }
-        let millis = header.baseTimestampMillis &+ timestampDelta
+        let (millis, overflow) = header.baseTimestampMillis.addingReportingOverflow(timestampDelta)
+        guard !overflow, millis > Int64.min / TimestampNanos.nanosPerMilli + 1, millis < Int64.max / TimestampNanos.nanosPerMilli - 1 else {
+            throw BatchDecodeError("record timestamp \(header.baseTimestampMillis) + \(timestampDelta) ms is beyond what nanoseconds can hold")
+        }
         return RecordView(
             offset: header.baseOffset + offsetDelta,
             timestamp: TimestampNanos(millis: millis, subMilliNanos: subMilli),

@@ -29,6 +29,8 @@ public final class PartitionReader {
     private var cursor = 0
     /// Base offset the next batch must have.
     public private(set) var expectedOffset: Offset = .zero
+    /// Records retention deleted before this reader got to them (it skipped ahead).
+    public private(set) var recordsLostToRetention: Int64 = 0
     static let readBytes = 1 << 20
 
     public init(directory: DataDirectory, topicPartition: TopicPartition) throws(KappaError) {
@@ -177,8 +179,13 @@ public final class PartitionReader {
         if buffer.count - cursor > 0 {
             throw corrupt("\(buffer.count - cursor) bytes of an incomplete batch at the end of a closed segment")
         }
-        guard next == expectedOffset else {
-            throw corrupt("segment \(SegmentFiles.name(next)) starts at offset \(next), expected \(expectedOffset)")
+        if next != expectedOffset {
+            // Retention deleted what lay between: the reader was too slow (Kafka's
+            // OFFSET_OUT_OF_RANGE). Anything else is a hole in the log.
+            guard expectedOffset < next, let first = bases.first, expectedOffset < first else {
+                throw corrupt("segment \(SegmentFiles.name(next)) starts at offset \(next), expected \(expectedOffset)")
+            }
+            recordsLostToRetention += next - expectedOffset
         }
         log = try File(path: SegmentFiles.logPath(directory, next), mode: .readOnly)
         segmentBase = next

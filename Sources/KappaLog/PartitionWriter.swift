@@ -286,10 +286,19 @@ public final class PartitionWriter {
         indexBuffer.removeAll()
         a.bytesSinceIndexEntry = bytesSince
         a.nextOffset = result.nextOffset
-        // The time index: keep entries below the scanned region, add one for its end.
+        // The time index: keep entries below the scanned region, add one for its end. The
+        // batches between the last kept time entry and the scan start count too: scan them
+        // (from the offset index entry at or below that time entry) so that the segment's
+        // largest timestamp, which retention reads at roll, is never understated.
         var times = TimeIndex.load(path: a.timeIndex.path, base: base, nextOffset: start.offset)
         var maxTs = times.last?.timestampMillis ?? .min
         maxTs = max(maxTs, result.maxTimestampMillis)
+        let gapFrom = OffsetIndex.floor(entries, times.last?.offset ?? base) ?? OffsetIndex.Entry(offset: base, position: .zero)
+        if gapFrom.position < start.position {
+            let gap = try SegmentScanner(file: a.log, codec: codec, scratch: scratch, validateRecords: false)
+                .scan(from: gapFrom.position, expected: gapFrom.offset, fileBytes: start.position.rawValue, keepBatches: false)
+            maxTs = max(maxTs, gap.maxTimestampMillis)
+        }
         if let lastBatch = result.batches.last, maxTs > (times.last?.timestampMillis ?? .min) {
             times.append(.init(timestampMillis: maxTs, offset: lastBatch.header.baseOffset))
         }

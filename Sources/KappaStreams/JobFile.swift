@@ -11,8 +11,10 @@ public enum JobFile {
             root = node
         } catch let e as KappaError {
             throw e
+        } catch let e as YamlError {
+            throw KappaError(.invalidArgument, "\(path): \(oneLine(e))")
         } catch {
-            throw KappaError(.invalidArgument, "\(path): not valid YAML: \(error)")
+            throw KappaError(.invalidArgument, "\(path): not valid YAML: \(String(describing: error).split(separator: "\n").first ?? "")")
         }
         let top = try mapping(root, path: path, what: "the job")
         try checkKeys(top, allowed: ["name", "inputs", "output", "window", "session", "match", "idle_timeout"], path: path, what: "the job")
@@ -91,6 +93,20 @@ public enum JobFile {
     }
 
     // MARK: helpers
+
+    /// Yams' errors echo the whole document; say where and what in one line.
+    static func oneLine(_ e: YamlError) -> String {
+        switch e {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
+            return "line \(mark.line): not valid YAML: \(problem)"
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            return "line \(context.mark.line): field given twice: \(duplicates.joined(separator: ", "))"
+        case .reader(let problem, _, _, _):
+            return "not valid YAML: \(problem)"
+        default:
+            return "not valid YAML: " + (String(describing: e).split(separator: "\n").first.map(String.init) ?? "")
+        }
+    }
 
     static func err(_ path: String, _ node: Node, _ message: String) -> KappaError {
         let line = node.mark.map { "line \($0.line): " } ?? ""

@@ -40,7 +40,7 @@ public struct MatchResult: Equatable, Sendable {
 /// Ride-to-ticket matching for one task (an as-of join of two co-partitioned topics):
 /// each ticket is matched to the same user's latest ride with `time_utc` at or before the
 /// ticket's (ties: the ride later in the log). Each topic has its own stream time. A
-/// ticket waits until the rides' stream time reaches its time + grace — every ride it
+/// ticket waits until the rides' stream time has passed its time + grace — every ride it
 /// could match has arrived unless it was late — then its match is final. A ride (or
 /// ticket) more than `grace` behind its own topic's stream time is late and ignored.
 /// Because lateness and finality depend on each topic's own order only, the result does
@@ -111,12 +111,14 @@ public final class TicketRideMatcher {
             horizon = .max
         } else {
             guard let rst = ridesStreamTime else { return }
-            horizon = rst - spec.graceNanos  // final when ticket time <= horizon
+            // Final once the rides' stream time has passed ticket time + grace: a ride at
+            // exactly that distance is still on time, so equality must wait.
+            horizon = rst - spec.graceNanos
         }
         var ready: [Ticket] = []
         var waiting: [Ticket] = []
         for t in pending {
-            if t.time <= horizon { ready.append(t) } else { waiting.append(t) }
+            if t.time < horizon || horizon == .max { ready.append(t) } else { waiting.append(t) }
         }
         guard !ready.isEmpty else { return }
         pending = waiting

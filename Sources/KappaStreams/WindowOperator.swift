@@ -193,6 +193,10 @@ public final class WindowMerger {
     private var windows: [Int64: [String: (AggregateState, Lineage)]] = [:]
     private var starts: [Int64] = []
     public private(set) var duplicates: Int64 = 0
+    /// Contributions that arrived for a window already final (idle sources only).
+    public private(set) var lateContributions: Int64 = 0
+    /// The highest watermark windows were closed at.
+    private var closedWatermark: Int64?
     private let fieldCount: Int
 
     public init(spec: WindowSpec, sourceCount: Int) {
@@ -230,6 +234,12 @@ public final class WindowMerger {
             return nil
         }
         lastSequence[s] = c.sequence
+        if let closed = closedWatermark, c.windowStart + spec.sizeNanos + spec.graceNanos <= closed {
+            // The window was already final: only possible when an idle source woke up
+            // (idle_timeout). One final result per window: count it, change nothing.
+            lateContributions += 1
+            return nil
+        }
         if windows[c.windowStart] == nil {
             windows[c.windowStart] = [:]
             var i = starts.count
@@ -248,6 +258,7 @@ public final class WindowMerger {
     /// Emits (final mode) and forgets every window the watermark has closed.
     public func closeReady(emit: (WindowResult) -> Void) {
         guard let w = watermark else { return }
+        closedWatermark = max(closedWatermark ?? w, w)
         while let start = starts.first, start + spec.sizeNanos + spec.graceNanos <= w {
             starts.removeFirst()
             let keys = windows.removeValue(forKey: start) ?? [:]
@@ -277,6 +288,8 @@ public final class WindowMerger {
         for t in sourceStreamTimes { w.put(t.map { TimestampNanos($0) }) }
         for s in lastSequence { w.put(s) }
         w.put(duplicates)
+        w.put(lateContributions)
+        w.put(closedWatermark.map { TimestampNanos($0) })
         w.put(starts.count)
         for start in starts {
             let keys = windows[start]!
@@ -295,6 +308,8 @@ public final class WindowMerger {
         for i in 0..<sourceCount { sourceStreamTimes[i] = try r.timestamp()?.rawValue }
         for i in 0..<sourceCount { lastSequence[i] = try r.int64() }
         duplicates = try r.int64()
+        lateContributions = try r.int64()
+        closedWatermark = try r.timestamp()?.rawValue
         windows = [:]
         starts = []
         for _ in 0..<(try r.count()) {

@@ -1,0 +1,139 @@
+import Foundation
+import Testing
+@testable import KappaCore
+@testable import KappaFormat
+import KappaTesting
+
+/// LZ4Codec writes standard LZ4 frames (what Kafka's codec 3 reads) and reads any.
+/// Checked against the reference `lz4` command-line tool.
+@Suite struct UnitLZ4Tests {
+    static func compress(_ data: [UInt8], codec: LZ4Codec = LZ4Codec()) -> [UInt8] {
+        let out = ByteWriter(capacity: 64)
+        data.withUnsafeBytes { codec.compress($0, appendingTo: out) }
+        return Array(out.bytes)
+    }
+
+    /// nil and the output on success, else the reason.
+    static func decompress(_ frame: [UInt8], codec: LZ4Codec = LZ4Codec(), limit: Int = Limits.batchInflatedBytesMax) -> Result<[UInt8], BatchDecodeError> {
+        let out = ByteWriter(capacity: 64)
+        if let reason = frame.withUnsafeBytes({ codec.decompress($0, into: out, limit: limit) }) {
+            return .failure(BatchDecodeError(reason))
+        }
+        return .success(Array(out.bytes))
+    }
+
+    /// Runs `lz4 ARGS` with `input` written to a temporary file; returns stdout.
+    static func lz4CLI(_ args: [String], input: [UInt8]) throws -> [UInt8] {
+        let dir = try TemporaryDirectory(prefix: "kappa-lz4")
+        return try withExtendedLifetime(dir) {
+            let inPath = dir.path + "/in"
+            try Data(input).write(to: URL(fileURLWithPath: inPath))
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = ["lz4"] + args + ["-c", inPath]
+            let stdout = Pipe()
+            let stderr = Pipe()
+            p.standardOutput = stdout
+            p.standardError = stderr
+            try p.run()
+            let data = stdout.fileHandleForReading.readDataToEndOfFile()
+            let err = stderr.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            guard p.terminationStatus == 0 else {
+                throw KappaError(.io, "lz4 \(args) exited \(p.terminationStatus): \(String(decoding: err, as: UTF8.self))")
+            }
+            return Array(data)
+        }
+    }
+
+    static func samples() -> [(String, [UInt8])] {
+        var rng = SeededRandom(seed: 0x1245_0001)
+        var json: [UInt8] = []
+        for i in 0..<3000 {
+            json += Array(#"{"event_type":"ride_completed","user_id":"u\#(i % 97)","fare":\#(i % 50).25}"#.utf8)
+            json.append(0x0A)
+        }
+        return [
+            ("empty", []),
+            ("one byte", [42]),
+            ("zeros 200 KiB", [UInt8](repeating: 0, count: 200 << 10)),
+            ("random 100 KiB", rng.bytes(100 << 10)),
+            ("json lines", json),
+            ("64 KiB exactly", rng.bytes(64 << 10)),
+        ]
+    }
+
+    @Test func lz4CommandLineToolDecodesOurFrames() throws {
+        for (name, data) in Self.samples() {
+            let frame = Self.compress(data)
+            let back = try Self.lz4CLI(["-d", "-q"], input: frame)
+            #expect(back == data, "\(name): lz4 -d gave \(back.count) bytes, expected \(data.count)")
+        }
+    }
+
+    @Test func weDecodeTheCommandLineToolsFrames() throws {
+        // Default settings (4 MiB blocks, content checksum), Kafka-like 64 KiB blocks, and
+        // block checksums and linked blocks: a reader must take any standard frame.
+        let settings: [[String]] = [["-q"], ["-q", "-B4", "--no-frame-crc"], ["-q", "-B4", "-BD", "-BX"], ["-q", "-9", "--content-size"]]
+        for (name, data) in Self.samples() {
+            for s in settings {
+                let frame = try Self.lz4CLI(s, input: data)
+                #expect(Self.decompress(frame) == .success(data), "\(name) compressed by lz4 \(s)")
+            }
+        }
+    }
+
+    @Test func roundTripsWithOneReusedCodec() {
+        let codec = LZ4Codec()
+        var rng = SeededRandom(seed: 0x1245_0002)
+        for i in 0..<200 {
+            let data = rng.chance(50) ? rng.bytes(rng.int(0...70_000)) : [UInt8](repeating: UInt8(i), count: rng.int(0...300_000))
+            let frame = Self.compress(data, codec: codec)
+            #expect(Self.decompress(frame, codec: codec) == .success(data), "round \(i), \(data.count) bytes, \(rng)")
+        }
+    }
+
+    @Test func truncatedAndTrailingFramesAreRefused() {
+        var rng = SeededRandom(seed: 0x1245_0003)
+        let data = rng.bytes(100_000)
+        let frame = Self.compress(data)
+        let codec = LZ4Codec()
+        for cut in [0, 3, 4, 6, 7, 100, frame.count / 2, frame.count - 4, frame.count - 1] {
+            guard case .failure = Self.decompress(Array(frame.prefix(cut)), codec: codec) else {
+                Issue.record("a frame cut to \(cut) of \(frame.count) bytes decoded")
+                continue
+            }
+            // The codec must be usable again after any refusal.
+            #expect(Self.decompress(frame, codec: codec) == .success(data), "after a frame cut to \(cut)")
+        }
+        guard case .failure = Self.decompress(frame + [0], codec: codec) else {
+            Issue.record("a byte after the frame went unnoticed")
+            return
+        }
+        #expect(Self.decompress(frame, codec: codec) == .success(data))
+    }
+
+    @Test func inflationLimitIsEnforced() {
+        let data = [UInt8](repeating: 0, count: 1 << 20)
+        let frame = Self.compress(data)
+        guard case .failure = Self.decompress(frame, limit: 128 << 10) else {
+            Issue.record("1 MiB inflated under a 128 KiB limit")
+            return
+        }
+        #expect(Self.decompress(frame, limit: 2 << 20) == .success(data))
+    }
+
+    /// A codec that refused an over-limit frame is reused for the next batch (one codec
+    /// per reader thread): it must decode a good frame next, not fail on leftover state.
+    @Test func codecRecoversAfterRefusingAnOverLimitFrame() {
+        let codec = LZ4Codec()
+        let bomb = Self.compress([UInt8](repeating: 0, count: 1 << 20))
+        let good = Array("a small, valid batch".utf8)
+        let goodFrame = Self.compress(good)
+        guard case .failure = Self.decompress(bomb, codec: codec, limit: 128 << 10) else {
+            Issue.record("1 MiB inflated under a 128 KiB limit")
+            return
+        }
+        #expect(Self.decompress(goodFrame, codec: codec) == .success(good))
+    }
+}
