@@ -164,7 +164,7 @@ final class ConsumeSession {
         defer { cursors[p] = cursor }
         let tp = cursor.reader.topicPartition
         var progressed = false
-        while out.buffer.count < StdoutWriter.flushBytes, remaining > 0, let batch = try cursor.reader.nextBatch() {
+        while out.buffer.count < StdoutWriter.flushBytes, remaining > 0, let batch = try nextBatch(&cursor) {
             progressed = true
             if batch.header.nextOffset <= cursor.position || batch.header.isControl { continue }
             do throws(BatchDecodeError) {
@@ -183,6 +183,20 @@ final class ConsumeSession {
         }
         out.flushIfFull()
         return progressed
+    }
+
+    /// The next batch; when retention deleted what the cursor had not read yet, says so
+    /// and goes on from the log start (Kafka's auto.offset.reset=earliest).
+    private func nextBatch(_ cursor: inout Cursor) throws(KappaError) -> BatchRef? {
+        do {
+            return try cursor.reader.nextBatch()
+        } catch where error.code == .offsetOutOfRange {
+            let start = try cursor.reader.startOffset()
+            Stderr.line("kappa: \(error.description); continuing at \(start)")
+            try cursor.reader.seek(to: start)
+            cursor.position = start
+            return try cursor.reader.nextBatch()
+        }
     }
 
     private func rebalance() throws(KappaError) {

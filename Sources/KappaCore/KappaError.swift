@@ -11,6 +11,9 @@ public struct KappaError: Error, Sendable, CustomStringConvertible, Equatable {
         case io = "I/O error"
         case limitExceeded = "limit exceeded"
         case conflict = "conflict"
+        /// The records at this offset were deleted (retention) before they were read:
+        /// the log is fine, the reader is late (Kafka's OFFSET_OUT_OF_RANGE).
+        case offsetOutOfRange = "offset out of range"
     }
 
     public var code: Code

@@ -29,8 +29,6 @@ public final class PartitionReader {
     private var cursor = 0
     /// Base offset the next batch must have.
     public private(set) var expectedOffset: Offset = .zero
-    /// Records retention deleted before this reader got to them (it skipped ahead).
-    public private(set) var recordsLostToRetention: Int64 = 0
     static let readBytes = 1 << 20
 
     public init(directory: DataDirectory, topicPartition: TopicPartition) throws(KappaError) {
@@ -185,7 +183,8 @@ public final class PartitionReader {
             guard expectedOffset < next, let first = bases.first, expectedOffset < first else {
                 throw corrupt("segment \(SegmentFiles.name(next)) starts at offset \(next), expected \(expectedOffset)")
             }
-            recordsLostToRetention += next - expectedOffset
+            throw KappaError(.offsetOutOfRange, "offsets \(expectedOffset)..<\(first) were deleted by retention before they were read; the log starts at \(first)",
+                             topicPartition: topicPartition, offset: expectedOffset)
         }
         log = try File(path: SegmentFiles.logPath(directory, next), mode: .readOnly)
         segmentBase = next
