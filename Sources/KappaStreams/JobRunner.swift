@@ -1,3 +1,4 @@
+import Dispatch
 import KappaCore
 import KappaFormat
 import KappaGroups
@@ -18,7 +19,6 @@ public final class JobRunner {
     let fsync: FsyncPolicy
     let clock: any WallClock
     public private(set) var tasks: [Int32: JobTask] = [:]
-    private var lastCheckpointNanos: [Int32: Int64] = [:]
     private var lastRebalanceNanos: Int64 = 0
     /// A busy task checkpoints at most this often; an idle one as soon as it has news.
     public var checkpointIntervalNanos: Int64 = 1_000_000_000
@@ -51,25 +51,40 @@ public final class JobRunner {
         for tp in change.acquired {
             tasks[tp.partition] = try JobTask(directory: directory, definition: definition, version: version, task: tp.partition,
                                               partitions: partitions, fsync: fsync, clock: clock)
-            lastCheckpointNanos[tp.partition] = monotonicNanos()
         }
     }
 
     /// One round over every owned task; returns the records read. Checkpoints a task
     /// that has caught up (so live output is visible at once) or that has run a full
-    /// interval without one.
+    /// interval without one. Tasks share nothing, so the round runs them on all cores;
+    /// each task is still driven by one thread at a time.
     @discardableResult
     public func runOnce(budget: Int = 4096) throws(KappaError) -> Int {
         try rebalance()
+        let list = tasks.keys.sorted().map { tasks[$0]! }
+        let interval = checkpointIntervalNanos
+        let results = Transfer(UnsafeMutableBufferPointer<Result<Int, KappaError>>.allocate(capacity: list.count))
+        defer { results.value.deallocate() }
+        let shared = Transfer(list)
+        DispatchQueue.concurrentPerform(iterations: list.count) { i in
+            let t = shared.value[i]
+            do throws(KappaError) {
+                let n = try t.step(budget: budget)
+                let now = monotonicNanos()
+                if t.needsCheckpoint && (n == 0 || now - t.lastCheckpointNanos >= interval) {
+                    try t.checkpoint()
+                    t.lastCheckpointNanos = now
+                }
+                results.value.initializeElement(at: i, to: .success(n))
+            } catch {
+                results.value.initializeElement(at: i, to: .failure(error))
+            }
+        }
         var total = 0
-        for p in tasks.keys.sorted() {
-            let t = tasks[p]!
-            let n = try t.step(budget: budget)
-            total += n
-            let now = monotonicNanos()
-            if t.needsCheckpoint && (n == 0 || now - (lastCheckpointNanos[p] ?? 0) >= checkpointIntervalNanos) {
-                try t.checkpoint()
-                lastCheckpointNanos[p] = now
+        for i in 0..<list.count {
+            switch results.value[i] {
+            case .success(let n): total += n
+            case .failure(let e): throw e
             }
         }
         return total
@@ -156,4 +171,11 @@ public enum JobVersions {
         try FS.removeTree(JobRegistry(directory: directory).versionPath(def.name, version))
         try FS.removeTree(directory.groupsPath + "/\(def.name).v\(version)")
     }
+}
+
+/// Hands values to the worker threads of one round. Safe because each task is touched by
+/// exactly one worker, and the round ends before the caller looks again.
+struct Transfer<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
 }

@@ -64,6 +64,8 @@ public final class JobTask {
     var lastWatermark: (Int64, Bool)?
     var changedSinceCheckpoint = false
     var lastSyncNanos: Int64
+    /// When the runner last checkpointed this task (monotonic clock).
+    var lastCheckpointNanos: Int64 = monotonicNanos()
 
     public init(directory: DataDirectory, definition: JobDefinition, version: Int, task: Int32, partitions: Int32,
                 fsync: FsyncPolicy = .default, clock: any WallClock = SystemClock()) throws(KappaError) {
