@@ -89,7 +89,7 @@ final class ConsumeSession {
             topic = command.topic
         }
         config = try directory.topicConfig(topic)
-        printer = RecordPrinter(withMeta: command.withMeta)
+        printer = RecordPrinter(withMeta: command.withMeta, rawValues: config.rawValues ?? false)
         if let p = command.partition, p < 0 || p >= config.partitions {
             throw KappaError(.invalidArgument, "topic \(topic) has partitions 0...\(config.partitions - 1), not \(p)")
         }
@@ -97,7 +97,17 @@ final class ConsumeSession {
 
     var remaining: Int { command.max.map { $0 - printed } ?? .max }
 
+    /// Runs the loop; whatever was printed before an error still reaches stdout.
     func run() throws(KappaError) {
+        do {
+            try loop()
+        } catch {
+            out.flush()
+            throw error
+        }
+    }
+
+    private func loop() throws(KappaError) {
         if let group = command.group {
             let store = try GroupStore(directory: directory, group: group)
             member = try GroupMember(store: store, id: Self.memberId(), topics: [topic])
@@ -134,6 +144,9 @@ final class ConsumeSession {
     /// Opens partition `p` at its starting offset.
     private func start(_ p: Int32) throws(KappaError) {
         let tp = TopicPartition(topic, p)
+        // Check (and repair) the partition's tail first, as every writer does on open.
+        let repair = try PartitionWriter(directory: directory, topicPartition: tp, config: config, fsync: .never, enforcingRetention: false)
+        for r in repair.recoveries { Stderr.line("kappa: " + r.description) }
         let reader = try PartitionReader(directory: directory, topicPartition: tp)
         var committed: Offset? = nil
         let position: Offset

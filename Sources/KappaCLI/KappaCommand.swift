@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -62,9 +63,14 @@ enum StopSignal {
     nonisolated(unsafe) static var requested: sig_atomic_t = 0
 
     static func install() {
-        let handler: @convention(c) (Int32) -> Void = { _ in StopSignal.requested = 1 }
-        signal(SIGINT, handler)
-        signal(SIGTERM, handler)
+        // Without SA_RESTART, so a read blocked on a pipe returns (EINTR) and the loop
+        // sees the flag.
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { _ in StopSignal.requested = 1 }
+        action.sa_flags = 0
+        sigemptyset(&action.sa_mask)
+        sigaction(SIGINT, &action, nil)
+        sigaction(SIGTERM, &action, nil)
         // A parent may have spawned us with these blocked (the mask is inherited): unblock.
         var set = sigset_t()
         sigemptyset(&set)
@@ -105,7 +111,12 @@ extension KappaCommand {
                 try command.run()
             }
         } catch {
-            exit(withError: error)
+            // Help and version print as usual; a usage error gets the one-line reason.
+            let code = exitCode(for: error)
+            if code == .success || error is ExitCode { exit(withError: error) }
+            let message = KappaCommand.message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid arguments"
+            Stderr.line("kappa: " + message + " (see 'kappa --help')")
+            Foundation.exit(code.rawValue)
         }
     }
 }

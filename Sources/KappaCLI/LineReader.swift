@@ -125,7 +125,10 @@ final class LineReader {
     private func readSome(into p: UnsafeMutableRawPointer, count: Int) -> Int {
         while true {
             let n = read(fd, p, count)
-            if n < 0 && errno == EINTR { continue }
+            if n < 0 && errno == EINTR {
+                if StopSignal.isRequested { return 0 }  // a clean stop: end of input
+                continue
+            }
             return n
         }
     }

@@ -53,7 +53,17 @@ struct ProduceCommand: ParsableCommand {
             if let given = self.keyField, !given.isEmpty, given != writer.config.partitionKeyField {
                 Stderr.line("kappa: warning: \(topic) is keyed by '\(writer.config.partitionKeyField)' (topics create --key-field); jobs will assume that, not '\(given)'")
             }
-            for r in writer.recoveries { Stderr.line("kappa: " + r.description) }
+            // Tails repaired when the partitions were opened, and later by appends that
+            // found another producer's torn write: each is reported once.
+            var reported = 0
+            func reportRecoveries() {
+                let all = writer.recoveries
+                for r in all.dropFirst(reported) { Stderr.line("kappa: " + r.description) }
+                reported = all.count
+            }
+            reportRecoveries()
+            defer { reportRecoveries() }
+            StopSignal.install()
             let input = try openInput()
             defer { if input.fd != 0 { close(input.fd) } }
             var ingest = Ingest(directory: dir, topic: topic, writer: writer, policy: policy, onError: OnError(rawValue: onError)!,
@@ -154,7 +164,7 @@ struct Ingest {
         let name = topic + ".dead-letter"
         if !directory.topicExists(name) {
             do throws(KappaError) {
-                try directory.createTopic(name, config: TopicConfig(partitions: 1))
+                try directory.createTopic(name, config: TopicConfig(partitions: 1, rawValues: true))
             } catch let e where e.code == .alreadyExists {}  // another producer made it first
         }
         let w = try TopicWriter(directory: directory, topic: name, fsync: policy)

@@ -9,10 +9,13 @@ import KappaLog
 /// decimal seconds. Appends to the caller's buffer; no per-record allocation.
 struct RecordPrinter {
     let withMeta: Bool
+    /// Values may be any bytes (dead letters): print them as JSON strings.
+    let rawValues: Bool
     private var scratch: [UInt8] = []
 
-    init(withMeta: Bool) {
+    init(withMeta: Bool, rawValues: Bool = false) {
         self.withMeta = withMeta
+        self.rawValues = rawValues
         scratch.reserveCapacity(32)
     }
 
@@ -42,6 +45,8 @@ struct RecordPrinter {
         out.append(Array(",\"value\":".utf8))
         if record.value.isEmpty {
             out.append(Array("null".utf8))
+        } else if rawValues {
+            JSONEscape.appendString(String(decoding: record.value, as: UTF8.self), to: out)
         } else {
             out.append(record.value)
         }

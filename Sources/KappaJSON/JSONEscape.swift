@@ -36,6 +36,26 @@ public enum JSONEscape {
         s.withUTF8 { appendString(UnsafeRawBufferPointer($0), to: out) }
     }
 
+    /// Appends `"…"` with `string` escaped to a byte array.
+    public static func appendString(_ string: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for b in string.utf8 {
+            switch b {
+            case UInt8(ascii: "\""): out.append(contentsOf: "\\\"".utf8)
+            case UInt8(ascii: "\\"): out.append(contentsOf: "\\\\".utf8)
+            case 0x0A: out.append(contentsOf: "\\n".utf8)
+            case 0x0D: out.append(contentsOf: "\\r".utf8)
+            case 0x09: out.append(contentsOf: "\\t".utf8)
+            case 0..<0x20:
+                out.append(contentsOf: "\\u00".utf8)
+                out.append(hexDigits[Int(b >> 4)])
+                out.append(hexDigits[Int(b & 0xF)])
+            default: out.append(b)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+
     public static func quoted(_ string: String) -> String {
         let out = ByteWriter(capacity: string.utf8.count + 16)
         appendString(string, to: out)

@@ -14,6 +14,16 @@ public enum JSONField {
     case object
     case array
 
+    /// A key or id as text: a string's content, or a number's digits; nil otherwise.
+    public var text: String? {
+        switch self {
+        case .string(let b): return String(decoding: b, as: UTF8.self)
+        case .integer(let v): return String(v)
+        case .number(_, let raw): return String(decoding: raw, as: UTF8.self)
+        default: return nil
+        }
+    }
+
     /// The kind, for error messages ("is a object").
     public var kindName: String {
         switch self {

@@ -160,7 +160,13 @@ public final class PartitionReader {
             buffer.count = max(cursor, Int(end - bufferStart))
         }
         let have = bufferStart + Int64(buffer.count)
-        guard have < end else { return false }
+        guard have < end else {
+            // Nothing new: forget the start of a batch we may hold. If it was torn, a
+            // writer's recovery will cut it and write a new batch in its place; re-read
+            // from the batch start next time instead of gluing new bytes to stale ones.
+            buffer.count = cursor
+            return false
+        }
         buffer.removeFirst(cursor)
         bufferStart += Int64(cursor)
         cursor = 0

@@ -100,7 +100,7 @@ public final class PartitionWriter {
     var lastSyncNanos: Int64
 
     public init(directory: DataDirectory, topicPartition: TopicPartition, config: TopicConfig,
-                fsync: FsyncPolicy = .default, clock: any WallClock = SystemClock()) throws(KappaError) {
+                fsync: FsyncPolicy = .default, clock: any WallClock = SystemClock(), enforcingRetention: Bool = true) throws(KappaError) {
         self.topicPartition = topicPartition
         self.directory = directory.partitionPath(topicPartition)
         self.config = config
@@ -113,7 +113,7 @@ public final class PartitionWriter {
         lock = try FileLock(path: self.directory + "/" + SegmentFiles.lockName)
         try lock.withExclusive { () throws(KappaError) in
             try syncTail()
-            try enforceRetention()
+            if enforcingRetention { try enforceRetention() }
         }
     }
 

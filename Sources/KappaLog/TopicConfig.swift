@@ -26,13 +26,17 @@ public struct TopicConfig: Codable, Equatable, Sendable {
     /// Readers see only what the owning task has committed (`CommittedMarker`): set on
     /// the output, late and dead-letter topics of jobs, for exactly-once output.
     public var transactional: Bool?
+    /// Values are raw bytes, not necessarily JSON (dead-letter topics): `consume
+    /// --with-meta` prints them as JSON strings.
+    public var rawValues: Bool?
 
     public static let segmentBytesDefault: Int64 = 128 << 20
     public static let segmentMillisDefault: Int64 = 7 * 24 * 3_600_000
 
     public init(partitions: Int32, compression: CompressionCodec = .lz4, retentionMillis: Int64? = nil,
                 retentionBytes: Int64? = nil, segmentBytes: Int64 = segmentBytesDefault,
-                segmentMillis: Int64 = segmentMillisDefault, keyField: String? = nil, transactional: Bool = false) {
+                segmentMillis: Int64 = segmentMillisDefault, keyField: String? = nil, transactional: Bool = false,
+                rawValues: Bool = false) {
         self.partitions = partitions
         self.compression = compression.description
         self.retentionMillis = retentionMillis
@@ -41,6 +45,7 @@ public struct TopicConfig: Codable, Equatable, Sendable {
         self.segmentMillis = segmentMillis
         self.keyField = keyField
         self.transactional = transactional ? true : nil
+        self.rawValues = rawValues ? true : nil
     }
 
     public var isTransactional: Bool { transactional ?? false }

@@ -148,7 +148,7 @@ public enum JobVersions {
         if case .match(let m) = def.operation { outputKey = m.ticketIdField } else { outputKey = def.keyField }
         try ensure(JobRegistry.outputTopic(def, version), TopicConfig(partitions: n, keyField: outputKey, transactional: true), directory)
         try ensure(JobRegistry.lateTopic(def, version), TopicConfig(partitions: n, keyField: def.keyField, transactional: true), directory)
-        try ensure(JobRegistry.deadLetterTopic(def, version), TopicConfig(partitions: n, keyField: def.keyField, transactional: true), directory)
+        try ensure(JobRegistry.deadLetterTopic(def, version), TopicConfig(partitions: n, keyField: def.keyField, transactional: true, rawValues: true), directory)
         if try JobTask.needsRepartition(def, directory: directory) {
             try ensure(JobRegistry.repartitionTopic(def, version), TopicConfig(partitions: n, keyField: def.keyField), directory)
         }

@@ -88,15 +88,7 @@ extension JobTask {
     func restore() throws(KappaError) {
         var outputEnds: (Offset, Offset, Offset) = (.zero, .zero, .zero)
         if FS.exists(checkpointPath) {
-            let bytes = try File(path: checkpointPath, mode: .readOnly).readAll(limit: 1 << 30)
-            let raw = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, bytes.count), alignment: 8)
-            defer { raw.deallocate() }
-            raw.copyBytes(from: bytes)
-            do throws(StateReader.Failure) {
-                outputEnds = try decode(UnsafeRawBufferPointer(rebasing: raw[0..<bytes.count]))
-            } catch {
-                throw KappaError(.corruptData, "task checkpoint is unusable: \(error.description)", path: checkpointPath)
-            }
+            outputEnds = try Self.readCheckpoint(checkpointPath) { (raw) throws(StateReader.Failure) in try decode(raw) }
         }
         try output.rollBack(to: outputEnds.0)
         try late.rollBack(to: outputEnds.1)
@@ -208,17 +200,25 @@ extension JobTask {
                              into op: Operator) throws(KappaError) -> Bool {
         let path = JobRegistry(directory: directory).checkpointPath(definition.name, version, task: task)
         guard FS.exists(path) else { return false }
+        _ = try readCheckpoint(path) { (raw) throws(StateReader.Failure) in
+            try decodeCheckpoint(raw, definition: definition, version: version, task: task,
+                                 inputTopics: definition.inputs, hasRepartition: repartitioned, op: op)
+        }
+        return true
+    }
+
+    /// Reads a checkpoint file and decodes it with `body`; a decoding failure is a
+    /// `corruptData` error naming the file.
+    static func readCheckpoint<T>(_ path: String, _ body: (UnsafeRawBufferPointer) throws(StateReader.Failure) -> T) throws(KappaError) -> T {
         let bytes = try File(path: path, mode: .readOnly).readAll(limit: 1 << 30)
         let raw = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, bytes.count), alignment: 8)
         defer { raw.deallocate() }
         raw.copyBytes(from: bytes)
         do throws(StateReader.Failure) {
-            _ = try decodeCheckpoint(UnsafeRawBufferPointer(rebasing: raw[0..<bytes.count]), definition: definition, version: version, task: task,
-                                     inputTopics: definition.inputs, hasRepartition: repartitioned, op: op)
+            return try body(UnsafeRawBufferPointer(rebasing: raw[0..<bytes.count]))
         } catch {
             throw KappaError(.corruptData, "task checkpoint is unusable: \(error.description)", path: path)
         }
-        return true
     }
 
     /// What `jobs describe` shows of this task.

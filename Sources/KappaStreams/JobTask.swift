@@ -214,7 +214,7 @@ public final class JobTask {
             sendToDeadLetter(record, input: i, reason: bad.description)
             return
         }
-        guard let key = Self.string(extractor.field(1)) else {
+        guard let key = extractor.field(1).text else {
             sendToDeadLetter(record, input: i, reason: "missing key field '\(definition.keyField)'")
             return
         }
@@ -232,28 +232,18 @@ public final class JobTask {
             }
             if !onTime { sendToLate(record, input: i, time: time, streamTime: pre.streamTime) }
         case .session(let s):
-            if !s.add(key: key, time: time, type: Self.string(extractor.field(2)), partition: task, offset: offset) {
+            if !s.add(key: key, time: time, type: extractor.field(2).text, partition: task, offset: offset) {
                 sendToLate(record, input: i, time: time, streamTime: s.streamTime)
             }
         case .match(let m):
             let isTicket = inputs[i].topic == m.spec.tickets
             let idField = isTicket ? m.spec.ticketIdField : m.spec.rideIdField
-            guard let id = Self.string(extractor.field(isTicket ? 2 : 3)) else {
+            guard let id = extractor.field(isTicket ? 2 : 3).text else {
                 sendToDeadLetter(record, input: i, reason: "missing field '\(idField)'")
                 return
             }
             let onTime = isTicket ? m.addTicket(user: key, id: id, time: time, offset: offset) : m.addRide(user: key, id: id, time: time, offset: offset)
             if !onTime { sendToLate(record, input: i, time: time, streamTime: isTicket ? m.ticketsStreamTime : m.ridesStreamTime) }
-        }
-    }
-
-    /// A key or id as text: a string's content, or a number's digits.
-    static func string(_ field: JSONField) -> String? {
-        switch field {
-        case .string(let b): return String(decoding: b, as: UTF8.self)
-        case .integer(let v): return String(v)
-        case .number(_, let raw): return String(decoding: raw, as: UTF8.self)
-        default: return nil
         }
     }
 

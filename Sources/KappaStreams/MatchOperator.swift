@@ -1,4 +1,5 @@
 import KappaCore
+import KappaJSON
 
 /// A ticket matched (or not) to the user's latest ride at or before it.
 public struct MatchResult: Equatable, Sendable {
@@ -17,13 +18,13 @@ public struct MatchResult: Equatable, Sendable {
         var out: [UInt8] = []
         out.reserveCapacity(160)
         out.append(contentsOf: "{\"ticket_id\":".utf8)
-        appendJSONString(ticketId, to: &out)
+        JSONEscape.appendString(ticketId, to: &out)
         out.append(contentsOf: ",\"user_id\":".utf8)
-        appendJSONString(user, to: &out)
+        JSONEscape.appendString(user, to: &out)
         out.append(contentsOf: ",\"ticket_time\":\"".utf8)
         TimestampNanos(ticketTime).appendDecimalSeconds(to: &out)
         out.append(contentsOf: "\",\"ride_id\":".utf8)
-        if let rideId { appendJSONString(rideId, to: &out) } else { out.append(contentsOf: "null".utf8) }
+        if let rideId { JSONEscape.appendString(rideId, to: &out) } else { out.append(contentsOf: "null".utf8) }
         out.append(contentsOf: ",\"ride_time\":".utf8)
         if let rideTime {
             out.append(UInt8(ascii: "\""))

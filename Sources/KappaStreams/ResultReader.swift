@@ -42,13 +42,13 @@ public struct ResultReader {
                         padded.reserve(record.value.count + JSONFieldExtractor.padding)
                         padded.append(record.value)
                         guard (try? extractor.parse(padded.bytes)) != nil else { continue }
-                        let a = text(extractor.field(0)) ?? ""
-                        let b = text(extractor.field(1)) ?? ""
+                        let a = extractor.field(0).text ?? ""
+                        let b = extractor.field(1).text ?? ""
                         let identity: String
                         var row = Row(identity: "", key: a, json: Array(record.value), rideId: nil)
                         if case .match = definition.operation {
                             identity = a
-                            row.rideId = text(extractor.field(2))
+                            row.rideId = extractor.field(2).text
                         } else {
                             identity = a + "\u{1F}" + b
                         }
@@ -64,14 +64,5 @@ public struct ResultReader {
             }
         }
         return rows
-    }
-
-    static func text(_ f: JSONField) -> String? {
-        switch f {
-        case .string(let b): return String(decoding: b, as: UTF8.self)
-        case .integer(let v): return String(v)
-        case .number(_, let raw): return String(decoding: raw, as: UTF8.self)
-        default: return nil
-        }
     }
 }

@@ -1,4 +1,5 @@
 import KappaCore
+import KappaJSON
 
 /// One session: a key's events with no gap longer than `gap` between them.
 public struct Session: Equatable, Sendable {
@@ -40,7 +41,7 @@ public struct Session: Equatable, Sendable {
         var out: [UInt8] = []
         out.reserveCapacity(200)
         out.append(contentsOf: "{\"key\":".utf8)
-        appendJSONString(key, to: &out)
+        JSONEscape.appendString(key, to: &out)
         out.append(contentsOf: ",\"session_start\":\"".utf8)
         TimestampNanos(start).appendDecimalSeconds(to: &out)
         out.append(contentsOf: "\",\"session_end\":\"".utf8)
@@ -50,7 +51,7 @@ public struct Session: Equatable, Sendable {
         out.append(contentsOf: ",\"event_types\":{".utf8)
         for (i, (t, n)) in types.sorted(by: { $0.0 < $1.0 }).enumerated() {
             if i > 0 { out.append(UInt8(ascii: ",")) }
-            appendJSONString(t, to: &out)
+            JSONEscape.appendString(t, to: &out)
             out.append(UInt8(ascii: ":"))
             appendInteger(n, to: &out)
         }

@@ -1,4 +1,5 @@
 import KappaCore
+import KappaJSON
 
 /// A partial aggregate of one (key, window) from one source partition: what the first
 /// stage of a windowed job sends to the second (through the repartition topic, or
@@ -166,7 +167,7 @@ public struct WindowResult: Equatable, Sendable {
         var out: [UInt8] = []
         out.reserveCapacity(160)
         out.append(contentsOf: "{\"key\":".utf8)
-        appendJSONString(key, to: &out)
+        JSONEscape.appendString(key, to: &out)
         out.append(contentsOf: ",\"window_start\":\"".utf8)
         TimestampNanos(windowStart).appendDecimalSeconds(to: &out)
         out.append(contentsOf: "\",\"window_end\":\"".utf8)
@@ -323,25 +324,4 @@ public final class WindowMerger {
             starts.append(start)
         }
     }
-}
-
-/// Appends a JSON string literal (escaping quote, backslash and control characters).
-func appendJSONString(_ s: String, to out: inout [UInt8]) {
-    out.append(UInt8(ascii: "\""))
-    for b in s.utf8 {
-        switch b {
-        case UInt8(ascii: "\""): out.append(contentsOf: "\\\"".utf8)
-        case UInt8(ascii: "\\"): out.append(contentsOf: "\\\\".utf8)
-        case 0x0A: out.append(contentsOf: "\\n".utf8)
-        case 0x0D: out.append(contentsOf: "\\r".utf8)
-        case 0x09: out.append(contentsOf: "\\t".utf8)
-        case 0..<0x20:
-            let hex = Array("0123456789abcdef".utf8)
-            out.append(contentsOf: "\\u00".utf8)
-            out.append(hex[Int(b >> 4)])
-            out.append(hex[Int(b & 0xF)])
-        default: out.append(b)
-        }
-    }
-    out.append(UInt8(ascii: "\""))
 }
