@@ -62,14 +62,17 @@ enum StreamFixture {
         """),
     ]
 
-    /// Runs a command, returning wall-clock nanoseconds and the child's peak RSS (KiB).
+    /// Runs `kappa replay`, returning wall-clock nanoseconds and the peak RSS (KiB) the
+    /// replay reports of itself (VmHWM: a spawned child's rusage would also count the
+    /// parent's pages it shared before exec).
     static func measure(_ executable: String, _ arguments: [String]) -> (nanos: Int64, maxRSSKiB: Int) {
         var pid: pid_t = 0
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        let out = Fixture.directory + "/replay-\(getpid()).out"
+        posix_spawn_file_actions_addopen(&actions, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
         let start = monotonicNanos()
         precondition(posix_spawn(&pid, executable, &actions, nil, argv, environ) == 0, "spawn \(executable)")
@@ -79,6 +82,8 @@ enum StreamFixture {
         let nanos = monotonicNanos() - start
         posix_spawn_file_actions_destroy(&actions)
         precondition(status == 0, "\(executable) \(arguments) exited with status \(status)")
-        return (nanos, Int(usage.ru_maxrss))
+        let text = String(decoding: FileManager.default.contents(atPath: out) ?? Data(), as: UTF8.self)
+        let rss = text.range(of: "\"peak_rss_kib\":").map { Int(text[$0.upperBound...].prefix { $0.isNumber }) ?? 0 } ?? 0
+        return (nanos, rss)
     }
 }

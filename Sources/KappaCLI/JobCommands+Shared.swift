@@ -46,8 +46,8 @@ enum JobFiles {
         try registry.update(def.name) { (record) throws(KappaError) -> (Int, Bool) in
             var r = record ?? JobRecord(name: def.name, current: nil, versions: [])
             defer { record = r }
-            if let latest = r.latest, latest.version != r.current, latest.definition == def {
-                return (latest.version, true)
+            if let latest = r.latest, latest.version != r.current, latest.definition == def, latest.caughtUpMillis == nil {
+                return (latest.version, true)  // an interrupted replay of this file: resume it
             }
             let n = (r.latest?.version ?? 0) + 1
             r.versions.append(.init(version: n, definition: def, createdMillis: now / 1_000_000, caughtUpMillis: nil))

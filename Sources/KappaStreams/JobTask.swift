@@ -49,6 +49,8 @@ public final class JobTask {
     let repartition: TopicWriter?
     let op: Operator
     let extractor: JSONFieldExtractor
+    /// For match jobs, the extractor of ride records (`extractor` reads tickets).
+    var rideExtractor: JSONFieldExtractor?
     let codec = LZ4Codec()
     let scratch = ByteWriter(capacity: 1 << 20)
     let padded = ByteWriter(capacity: 4096)
@@ -108,7 +110,10 @@ public final class JobTask {
             op = Self.makeOperator(definition, task: task, partitions: partitions, repartitioned: false)
             repartition = nil
         case .match(let m):
-            paths += [m.ticketIdField, m.rideIdField]
+            // Tickets and rides each look up only their own id: a field absent from a
+            // record costs a scan of the whole record.
+            paths.append(m.ticketIdField)
+            rideExtractor = try JSONFieldExtractor(paths: [definition.timeField, definition.keyField, m.rideIdField])
             fieldCount = 0
             op = Self.makeOperator(definition, task: task, partitions: partitions, repartitioned: false)
             repartition = nil
@@ -130,6 +135,12 @@ public final class JobTask {
 
     var isRepartitioned: Bool { repartition != nil }
 
+    /// The tickets topic of a match job.
+    var ticketsTopic: String? {
+        if case .match(let m) = definition.operation { return m.tickets }
+        return nil
+    }
+
     static func makeOperator(_ def: JobDefinition, task: Int32, partitions: Int32, repartitioned: Bool) -> Operator {
         switch def.operation {
         case .window(let w):
@@ -146,15 +157,30 @@ public final class JobTask {
     public func step(budget: Int = 4096) throws(KappaError) -> Int {
         var n = 0
         let now = clock.nowNanos()
-        for i in inputs.indices {
-            let got = try drain(input: i, budget: budget)
-            if got > 0 {
-                inputs[i].lastActivityNanos = now
-                inputs[i].idle = false
-            } else if let timeout = definition.idleTimeoutNanos, now - inputs[i].lastActivityNanos >= timeout {
-                inputs[i].idle = true
+        if case .match(let m) = op {
+            // Read the topic that is behind in event time, a batch at a time, so tickets
+            // do not run far ahead of the rides they wait for (Kafka Streams picks the
+            // partition with the smallest timestamp the same way). Results do not depend
+            // on this order; memory and speed do.
+            var got = [0, 0]
+            var exhausted = [false, false]
+            let ridesIndex = inputs.firstIndex { $0.topic == m.spec.rides }!
+            while n < budget * 2 && !(exhausted[0] && exhausted[1]) {
+                let ridesBehind = (m.ridesStreamTime ?? .min) <= (m.ticketsStreamTime ?? .min)
+                var i = ridesBehind ? ridesIndex : 1 - ridesIndex
+                if exhausted[i] { i = 1 - i }
+                let k = try drain(input: i, budget: 1, batches: 1)
+                if k == 0 { exhausted[i] = true } else { exhausted = [false, false] }
+                got[i] += k
+                n += k
             }
-            n += got
+            for i in inputs.indices { noteActivity(i, got: got[i], now: now) }
+        } else {
+            for i in inputs.indices {
+                let got = try drain(input: i, budget: budget)
+                noteActivity(i, got: got, now: now)
+                n += got
+            }
         }
         afterInputs()
         if isRepartitioned {
@@ -165,11 +191,22 @@ public final class JobTask {
         return n
     }
 
-    private func drain(input i: Int, budget: Int) throws(KappaError) -> Int {
+    private func noteActivity(_ i: Int, got: Int, now: Int64) {
+        if got > 0 {
+            inputs[i].lastActivityNanos = now
+            inputs[i].idle = false
+        } else if let timeout = definition.idleTimeoutNanos, now - inputs[i].lastActivityNanos >= timeout {
+            inputs[i].idle = true
+        }
+    }
+
+    private func drain(input i: Int, budget: Int, batches: Int = .max) throws(KappaError) -> Int {
         var n = 0
+        var batchesRead = 0
         let tp = inputs[i].reader.topicPartition
-        while n < budget, let batch = try inputs[i].reader.nextBatch() {
+        while n < budget, batchesRead < batches, let batch = try inputs[i].reader.nextBatch() {
             if batch.header.nextOffset <= inputs[i].position || batch.header.isControl { continue }
+            batchesRead += 1
             let compressed = batch.header.compression == .lz4
             do throws(BatchDecodeError) {
                 var records = try RecordBatchDecoder.records(of: batch.bytes, header: batch.header, codec: codec, scratch: scratch)
@@ -200,6 +237,7 @@ public final class JobTask {
     private func process(_ record: RecordView, input i: Int, compressed: Bool) {
         let value = paddedValue(record.value, compressed: compressed)
         let offset = record.offset.rawValue
+        let extractor = rideExtractor != nil && inputs[i].topic != ticketsTopic ? rideExtractor! : self.extractor
         do {
             // Records were validated when produced: read only the fields the job uses.
             try extractor.parseLazily(value)
@@ -238,7 +276,7 @@ public final class JobTask {
         case .match(let m):
             let isTicket = inputs[i].topic == m.spec.tickets
             let idField = isTicket ? m.spec.ticketIdField : m.spec.rideIdField
-            guard let id = extractor.field(isTicket ? 2 : 3).text else {
+            guard let id = extractor.field(2).text else {
                 sendToDeadLetter(record, input: i, reason: "missing field '\(idField)'")
                 return
             }

@@ -71,6 +71,7 @@ public final class TicketRideMatcher {
 
     private var rides: [String: [Ride]] = [:]  // per user, ascending by (time, offset)
     private var pending: [Ticket] = []  // waiting for the rides to catch up
+    private var oldestPending: Int64?  // the smallest time in `pending`
     private var rideCount = 0
 
     public init(spec: MatchSpec) { self.spec = spec }
@@ -82,13 +83,17 @@ public final class TicketRideMatcher {
             lateRides += 1
             return false
         }
-        var list = rides[user] ?? []
-        var i = list.count
-        while i > 0 && (list[i - 1].time, list[i - 1].offset) > (time, offset) { i -= 1 }
-        list.insert(Ride(id: id, time: time, offset: offset), at: i)
+        let ride = Ride(id: id, time: time, offset: offset)
         rideCount += 1
-        prune(&list)
-        rides[user] = list
+        guard let index = rides.index(forKey: user) else {
+            rides[user] = [ride]
+            return true
+        }
+        // In place: one hash lookup, no copy of the user's list.
+        var i = rides.values[index].count
+        while i > 0 && (rides.values[index][i - 1].time, rides.values[index][i - 1].offset) > (time, offset) { i -= 1 }
+        rides.values[index].insert(ride, at: i)
+        prune(&rides.values[index])
         return true
     }
 
@@ -100,6 +105,7 @@ public final class TicketRideMatcher {
             return false
         }
         pending.append(Ticket(id: id, user: user, time: time, offset: offset))
+        oldestPending = min(oldestPending ?? time, time)
         return true
     }
 
@@ -123,6 +129,7 @@ public final class TicketRideMatcher {
         }
         guard !ready.isEmpty else { return }
         pending = waiting
+        oldestPending = waiting.map(\.time).min()
         ready.sort { ($0.time, $0.offset) < ($1.time, $1.offset) }
         for t in ready { emit(result(for: t, final: true)) }
         for user in Set(ready.map(\.user)) {
@@ -147,7 +154,8 @@ public final class TicketRideMatcher {
     private func prune(_ list: inout [Ride]) {
         guard let tst = ticketsStreamTime else { return }
         var horizon = tst - spec.graceNanos
-        for t in pending where t.time < horizon { horizon = t.time }
+        if let oldest = oldestPending, oldest < horizon { horizon = oldest }
+        guard list.count > 1, list[1].time <= horizon else { return }  // nothing to drop
         var lastOld = -1
         for (i, r) in list.enumerated() where r.time <= horizon { lastOld = i }
         if lastOld > 0 {
@@ -201,5 +209,6 @@ public final class TicketRideMatcher {
         for _ in 0..<(try r.count()) {
             pending.append(Ticket(id: try r.string(), user: try r.string(), time: try r.int64(), offset: try r.int64()))
         }
+        oldestPending = pending.map(\.time).min()
     }
 }

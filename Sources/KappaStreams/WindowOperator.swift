@@ -62,13 +62,17 @@ public final class WindowPreAggregator {
                 continue
             }
             let id = WindowKey(start: start, key: key)
-            if partials[id] == nil {
-                partials[id] = (AggregateState(fields: fieldCount), Lineage())
+            if let index = partials.index(forKey: id) {  // one hash lookup on the hot path
+                partials.values[index].0.add(values)
+                partials.values[index].1.add(partition: partition, offset: offset)
+            } else {
+                var entry = (AggregateState(fields: fieldCount), Lineage())
+                entry.0.add(values)
+                entry.1.add(partition: partition, offset: offset)
+                partials[id] = entry
                 if keysByStart[start] == nil { insertStart(start) }
                 keysByStart[start, default: []].append(key)
             }
-            partials[id]!.0.add(values)
-            partials[id]!.1.add(partition: partition, offset: offset)
         }
         if late { lateEvents += 1 }
         return !late
