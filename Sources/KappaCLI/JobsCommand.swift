@@ -78,7 +78,9 @@ struct JobsCommand: ParsableCommand {
                     notes.append("task \(p): tickets wait for the rides' stream time to pass ticket time + grace; if rides stopped arriving, they wait until rides arrive (or idle_timeout)")
                 }
             }
-            let defJSON = (try? String(decoding: JSONEncoder().encode(def), as: UTF8.self)) ?? "null"
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            let defJSON = (try? String(decoding: encoder.encode(def), as: UTF8.self)) ?? "null"
             return "{\"job\":\(JSONEscape.quoted(def.name)),\"version\":\(v.version),\"current\":\(record.current == v.version),\"kind\":\"\(def.kind)\",\"output_topic\":\(JSONEscape.quoted(JobRegistry.outputTopic(def, v.version))),\"caught_up\":\(v.caughtUpMillis != nil),\"tasks\":[\(tasks.joined(separator: ","))],\"notes\":[\(notes.map(JSONEscape.quoted).joined(separator: ","))],\"definition\":\(defJSON)}"
         }
 

@@ -30,6 +30,7 @@ struct ProcessCommand: AsyncParsableCommand {
         try await runReportingErrorsAsync {
             let dir = DataDirectory(root: data.path)
             let parsed = try JobFiles.load(job)
+            try JobVersions.checkInputs(parsed, directory: dir)  // before registering anything
             let (version, def) = try JobFiles.liveVersion(parsed, registry: JobRegistry(directory: dir), now: SystemClock().nowNanos())
             var logger = Logger(label: "kappa.process")
             logger[metadataKey: "job"] = "\(def.name).v\(version)"

@@ -29,14 +29,17 @@ struct QueryCommand: ParsableCommand {
             if ride != nil, case .match = def.operation {} else if ride != nil {
                 throw KappaError(.invalidArgument, "--ride works on match jobs; \(job) is a \(def.kind) job")
             }
-            let out = StdoutWriter()
-            for row in try ResultReader.rows(directory: dir, definition: def, version: n) where matches(row.key, rideId: row.rideId) {
-                out.line(withFinal(row.json, true))
-            }
+            // Open rows first, then final ones: a window finalised between the two reads
+            // is then found final, and a row both final and still open in a checkpoint not
+            // yet rewritten (a sender's partial) is shown once, as final.
             let partitions = try dir.topicConfig(def.inputs[0]).partitions
-            for (k, json) in try JobTask.openResults(directory: dir, definition: def, version: n, partitions: partitions) {
-                let rideId: String? = ride == nil ? nil : extractRide(json)
-                if matches(k, rideId: rideId) { out.line(withFinal(json, false)) }
+            let open = try JobTask.openResults(directory: dir, definition: def, version: n, partitions: partitions)
+            let final = try ResultReader.rows(directory: dir, definition: def, version: n)
+            let finalIds = Set(final.map(\.identity))
+            let out = StdoutWriter()
+            for row in final where matches(row.key, rideId: row.rideId) { out.line(withFinal(row.json, true)) }
+            for row in open where !finalIds.contains(row.identity) && matches(row.key, rideId: row.rideId) {
+                out.line(withFinal(row.json, false))
             }
             out.flush()
         }
@@ -54,9 +57,4 @@ struct QueryCommand: ParsableCommand {
         return s + ",\"final\":\(final)}"
     }
 
-    private func extractRide(_ json: [UInt8]) -> String? {
-        let s = String(decoding: json, as: UTF8.self)
-        guard let r = s.range(of: "\"ride_id\":\"") else { return nil }
-        return String(s[r.upperBound...].prefix { $0 != "\"" })
-    }
 }

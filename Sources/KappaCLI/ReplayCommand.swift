@@ -37,6 +37,7 @@ struct ReplayCommand: AsyncParsableCommand {
             let dir = DataDirectory(root: data.path)
             let registry = JobRegistry(directory: dir)
             let def = try JobFiles.load(job)
+            try JobVersions.checkInputs(def, directory: dir)  // before registering anything
             let (version, resumed) = try JobFiles.replayVersion(def, registry: registry, now: SystemClock().nowNanos())
             let runner = try JobRunner(directory: dir, definition: def, version: version, memberId: JobFiles.memberId(), fsync: FsyncPolicy(name: fsync)!)
             runner.rebalanceIntervalNanos = 50_000_000

@@ -132,6 +132,21 @@ public enum JobVersions {
     /// and internal topics if missing. Returns the partition (= task) count.
     @discardableResult
     public static func prepare(_ def: JobDefinition, version: Int, directory: DataDirectory) throws(KappaError) -> Int32 {
+        let n = try checkInputs(def, directory: directory)
+        let outputKey: String
+        if case .match(let m) = def.operation { outputKey = m.ticketIdField } else { outputKey = def.keyField }
+        try ensure(JobRegistry.outputTopic(def, version), TopicConfig(partitions: n, keyField: outputKey, transactional: true), directory)
+        try ensure(JobRegistry.lateTopic(def, version), TopicConfig(partitions: n, keyField: def.keyField, transactional: true), directory)
+        try ensure(JobRegistry.deadLetterTopic(def, version), TopicConfig(partitions: n, keyField: def.keyField, transactional: true, rawValues: true), directory)
+        if try JobTask.needsRepartition(def, directory: directory) {
+            try ensure(JobRegistry.repartitionTopic(def, version), TopicConfig(partitions: n, keyField: def.keyField), directory)
+        }
+        return n
+    }
+
+    /// Checks that the inputs exist and are co-partitioned; returns their partition count.
+    @discardableResult
+    public static func checkInputs(_ def: JobDefinition, directory: DataDirectory) throws(KappaError) -> Int32 {
         var partitions: Int32? = nil
         for t in def.inputs {
             guard directory.topicExists(t) else {
@@ -143,16 +158,7 @@ public enum JobVersions {
             }
             partitions = n
         }
-        let n = partitions!
-        let outputKey: String
-        if case .match(let m) = def.operation { outputKey = m.ticketIdField } else { outputKey = def.keyField }
-        try ensure(JobRegistry.outputTopic(def, version), TopicConfig(partitions: n, keyField: outputKey, transactional: true), directory)
-        try ensure(JobRegistry.lateTopic(def, version), TopicConfig(partitions: n, keyField: def.keyField, transactional: true), directory)
-        try ensure(JobRegistry.deadLetterTopic(def, version), TopicConfig(partitions: n, keyField: def.keyField, transactional: true, rawValues: true), directory)
-        if try JobTask.needsRepartition(def, directory: directory) {
-            try ensure(JobRegistry.repartitionTopic(def, version), TopicConfig(partitions: n, keyField: def.keyField), directory)
-        }
-        return n
+        return partitions!
     }
 
     static func ensure(_ topic: String, _ config: TopicConfig, _ directory: DataDirectory) throws(KappaError) {

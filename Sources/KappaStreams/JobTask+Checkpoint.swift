@@ -168,7 +168,7 @@ extension JobTask {
     /// without touching anything (for `kappa query` while a daemon runs). Window
     /// partials still held by first stages are merged with the second stages' windows.
     public static func openResults(directory: DataDirectory, definition: JobDefinition, version: Int,
-                                   partitions: Int32) throws(KappaError) -> [(key: String, json: [UInt8])] {
+                                   partitions: Int32) throws(KappaError) -> [ResultReader.Row] {
         let repartitioned = try needsRepartition(definition, directory: directory)
         var ops: [Operator] = []
         for task in 0..<partitions {
@@ -193,7 +193,9 @@ extension JobTask {
             for c in pre.openPartials() { add(c.key, c.windowStart, c.state, c.lineage) }
             for r in merger.openResults() { add(r.key, r.windowStart, r.state, r.lineage) }
         }
-        return merged.values.sorted { ($0.windowStart, $0.key) < ($1.windowStart, $1.key) }.map { ($0.key, $0.json(w, fields: w.fields)) }
+        return merged.values.sorted { ($0.windowStart, $0.key) < ($1.windowStart, $1.key) }.map {
+            ResultReader.Row(identity: ResultReader.identity($0.key, TimestampNanos($0.windowStart)), key: $0.key, json: $0.json(w, fields: w.fields), rideId: nil)
+        }
     }
 
     private static func load(directory: DataDirectory, definition: JobDefinition, version: Int, task: Int32, repartitioned: Bool,
@@ -252,14 +254,19 @@ extension JobTask {
 
     public var needsCheckpoint: Bool { changedSinceCheckpoint }
 
-    static func openResults(_ op: Operator) -> [(key: String, json: [UInt8])] {
+    static func openResults(_ op: Operator) -> [ResultReader.Row] {
         switch op {
         case .window(let pre, let merger):
-            return merger.openResults().map { ($0.key, $0.json(pre.spec, fields: pre.spec.fields)) }
+            return merger.openResults().map {
+                ResultReader.Row(identity: ResultReader.identity($0.key, TimestampNanos($0.windowStart)), key: $0.key,
+                                 json: $0.json(pre.spec, fields: pre.spec.fields), rideId: nil)
+            }
         case .session(let s):
-            return s.openResults().map { ($0.0, $0.1.json(key: $0.0)) }
+            return s.openResults().map {
+                ResultReader.Row(identity: ResultReader.identity($0.0, TimestampNanos($0.1.start)), key: $0.0, json: $0.1.json(key: $0.0), rideId: nil)
+            }
         case .match(let m):
-            return m.openResults().map { ($0.ticketId, $0.json()) }
+            return m.openResults().map { ResultReader.Row(identity: $0.ticketId, key: $0.ticketId, json: $0.json(), rideId: $0.rideId) }
         }
     }
 

@@ -8,12 +8,22 @@ import KappaLog
 /// its identity — (key, window_start) for windows, (key, session_start) for sessions,
 /// ticket_id for matches. For `emit: updates` the last record of an identity wins.
 public struct ResultReader {
+    /// The identity of a window or session row: its key and start.
+    public static func identity(_ key: String, _ start: TimestampNanos) -> String { key + "\u{1F}" + start.decimalSeconds }
+
     public struct Row: Equatable, Sendable {
         public var identity: String
         public var key: String
         public var json: [UInt8]
         /// For matches: the matched ride, to answer "ride → tickets".
         public var rideId: String?
+
+        public init(identity: String, key: String, json: [UInt8], rideId: String?) {
+            self.identity = identity
+            self.key = key
+            self.json = json
+            self.rideId = rideId
+        }
     }
 
     public static func rows(directory: DataDirectory, definition: JobDefinition, version: Int) throws(KappaError) -> [Row] {
@@ -50,7 +60,7 @@ public struct ResultReader {
                             identity = a
                             row.rideId = extractor.field(2).text
                         } else {
-                            identity = a + "\u{1F}" + b
+                            identity = a + "\u{1F}" + (EventTime.parse(b).map { $0.decimalSeconds }.successValue ?? b)
                         }
                         row.identity = identity
                         if let i = latest[identity] { rows[i] = row } else {
@@ -64,5 +74,12 @@ public struct ResultReader {
             }
         }
         return rows
+    }
+}
+
+extension Result {
+    var successValue: Success? {
+        if case .success(let v) = self { return v }
+        return nil
     }
 }
