@@ -29,7 +29,7 @@ final class TaskOutput {
             }
         }
         appended += 1
-        if builder.isFull { sealed.seal(builder, codec: codec) }
+        sealIfFull()
     }
 
     func append(key: [UInt8]?, value: UnsafeRawBufferPointer, timestamp: TimestampNanos, headers: [RecordHeader]) {
@@ -39,7 +39,17 @@ final class TaskOutput {
             builder.append(key: nil, value: value, timestamp: timestamp, headers: headers)
         }
         appended += 1
-        if builder.isFull { sealed.seal(builder, codec: codec) }
+        sealIfFull()
+    }
+
+    /// Seals a full batch, and writes sealed batches once a megabyte has gathered: they
+    /// are invisible to readers until `publish()` (and cut on restart), so memory need not
+    /// hold a checkpoint interval's output. A failed write keeps the batches; `flush()`
+    /// retries it and reports the error.
+    private func sealIfFull() {
+        guard builder.isFull else { return }
+        sealed.seal(builder, codec: codec)
+        if sealed.bytes >= 1 << 20 { try? writer.append(sealed) }
     }
 
     /// Writes what is buffered; returns the partition's end offset.
