@@ -119,10 +119,3 @@ public final class TopicWriter: @unchecked Sendable {
     /// The next offset of each partition, as this writer last saw it.
     public var nextOffsets: [Offset] { writers.map(\.nextOffset) }
 }
-
-/// Moves a non-Sendable value to another thread whose sole owner it becomes; the sender
-/// keeps no reference. (What `sending` expresses, for a Dispatch closure.)
-struct Transfer<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
-}

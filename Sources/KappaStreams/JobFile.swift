@@ -1,4 +1,5 @@
 import KappaCore
+import KappaLog
 import Yams
 
 /// Parses and validates a job file (YAML, one job per file; SPEC section 9). Every
@@ -148,15 +149,11 @@ public enum JobFile {
         return nanos
     }
 
-    /// `500ms`, `30s`, `10m`, `1h`, `7d` → nanoseconds.
+    /// `500ms`, `30s`, `10m`, `1h`, `7d` → nanoseconds (the CLI's duration grammar,
+    /// `Duration.parseMillis`, in finer units).
     public static func parseDurationNanos(_ text: String) -> Int64? {
-        let units: [(String, Int64)] = [("ms", 1_000_000), ("s", 1_000_000_000), ("m", 60_000_000_000), ("h", 3_600_000_000_000), ("d", 86_400_000_000_000)]
-        for (suffix, scale) in units where text.hasSuffix(suffix) {
-            let number = text.dropLast(suffix.count)
-            guard !number.isEmpty, number.allSatisfy({ $0.isASCII && $0.isNumber }), let n = Int64(number) else { continue }
-            let (v, o) = n.multipliedReportingOverflow(by: scale)
-            return o ? nil : v
-        }
-        return nil
+        guard let millis = Duration.parseMillis(text) else { return nil }
+        let (nanos, overflow) = millis.multipliedReportingOverflow(by: 1_000_000)
+        return overflow ? nil : nanos
     }
 }

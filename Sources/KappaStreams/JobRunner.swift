@@ -178,10 +178,3 @@ public enum JobVersions {
         try FS.removeTree(directory.groupsPath + "/\(def.name).v\(version)")
     }
 }
-
-/// Hands values to the worker threads of one round. Safe because each task is touched by
-/// exactly one worker, and the round ends before the caller looks again.
-struct Transfer<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
-}
