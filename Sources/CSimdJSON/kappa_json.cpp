@@ -26,6 +26,11 @@ struct step {
 
 struct kj_fields {
     std::vector<std::vector<step>> paths;
+    /// Every path starts with a key and no two start with the same one: the lazy
+    /// extraction can then walk the object once, in document order.
+    bool one_pass = false;
+    /// For the one-pass walk: which paths' first key starts with each byte.
+    uint64_t by_first_byte[256] = {};
 };
 
 extern "C" kj_parser *kj_parser_create(size_t max_document_bytes) {
@@ -80,6 +85,18 @@ extern "C" kj_fields *kj_fields_create(const char *const *paths, size_t count) {
             return nullptr;
         }
         f->paths.push_back(std::move(steps));
+    }
+    f->one_pass = count <= 64;
+    for (size_t i = 0; i < count && f->one_pass; i++) {
+        if (f->paths[i][0].is_index) f->one_pass = false;
+        for (size_t j = 0; j < i && f->one_pass; j++)
+            if (f->paths[j][0].key == f->paths[i][0].key) f->one_pass = false;
+    }
+    if (f->one_pass) {
+        for (size_t i = 0; i < count; i++) {
+            const std::string &key = f->paths[i][0].key;
+            f->by_first_byte[uint8_t(key.empty() ? '"' : key[0])] |= uint64_t(1) << i;
+        }
     }
     return f;
 }
@@ -172,11 +189,26 @@ extern "C" int kj_parse_extract(kj_parser *parser, const kj_fields *fields, cons
 
 // On-demand: touches only the bytes on the way to the fields asked for. For records
 // that were fully validated when they were produced (everything in a Kappa log).
+static std::string_view trimmed_token(ondemand::value &v) {
+    std::string_view raw = v.raw_json_token();
+    while (!raw.empty() && (raw.back() == ' ' || raw.back() == '\t' || raw.back() == '\n' || raw.back() == '\r' || raw.back() == ',' || raw.back() == '}' || raw.back() == ']'))
+        raw.remove_suffix(1);
+    return raw;
+}
+
 static int classify(ondemand::value &v, kj_value &out) {
     ondemand::json_type t;
     if (auto e = v.type().get(t)) return int(e);
     switch (t) {
     case ondemand::json_type::string: {
+        // Without escapes the content is the raw token between its quotes: no copy.
+        std::string_view raw = trimmed_token(v);
+        if (raw.size() >= 2 && raw.back() == '"' && std::memchr(raw.data() + 1, '\\', raw.size() - 2) == nullptr) {
+            out.kind = KJ_STRING;
+            out.ptr = reinterpret_cast<const uint8_t *>(raw.data() + 1);
+            out.len = raw.size() - 2;
+            return 0;
+        }
         std::string_view sv;
         if (auto e = v.get_string().get(sv)) return int(e);
         out.kind = KJ_STRING;
@@ -185,23 +217,17 @@ static int classify(ondemand::value &v, kj_value &out) {
         return 0;
     }
     case ondemand::json_type::number: {
-        ondemand::number_type nt;
-        if (auto e = v.get_number_type().get(nt)) return int(e);
-        if (nt == ondemand::number_type::signed_integer) {
-            int64_t i;
-            if (auto e = v.get_int64().get(i)) return int(e);
+        std::string_view raw = trimmed_token(v);
+        ondemand::number n;
+        if (auto e = v.get_number().get(n)) return int(e);
+        if (n.is_int64()) {
             out.kind = KJ_INT;
-            out.int_value = i;
-            out.double_value = double(i);
+            out.int_value = n.get_int64();
+            out.double_value = double(out.int_value);
             return 0;
         }
-        std::string_view raw = v.raw_json_token();
-        while (!raw.empty() && (raw.back() == ' ' || raw.back() == '\t' || raw.back() == '\n' || raw.back() == '\r' || raw.back() == ',' || raw.back() == '}' || raw.back() == ']'))
-            raw.remove_suffix(1);
-        double d;
-        if (auto e = v.get_double().get(d)) return int(e);
         out.kind = KJ_FLOAT;
-        out.double_value = d;
+        out.double_value = n.as_double();
         out.ptr = reinterpret_cast<const uint8_t *>(raw.data());
         out.len = raw.size();
         return 0;
@@ -220,45 +246,74 @@ static int classify(ondemand::value &v, kj_value &out) {
     }
 }
 
+// Follows path[1...] from `cur` (path[0] led to it). False when the path is absent.
+static bool descend(ondemand::value &cur, const std::vector<step> &path) {
+    for (size_t k = 1; k < path.size(); k++) {
+        const auto &s = path[k];
+        if (s.is_index) {
+            ondemand::array arr;
+            if (cur.get_array().get(arr)) return false;
+            size_t n = 0;
+            bool found = false;
+            for (auto elem : arr) {
+                ondemand::value ev;
+                if (elem.get(ev)) return false;
+                if (n++ == s.index) { cur = ev; found = true; break; }
+            }
+            if (!found) return false;
+        } else {
+            ondemand::object o;
+            if (cur.get_object().get(o)) return false;
+            auto next = o.find_field_unordered(s.key);
+            if (next.error()) return false;
+            cur = next.value_unsafe();
+        }
+    }
+    return true;
+}
+
 extern "C" int kj_lazy_extract(kj_parser *parser, const kj_fields *fields, const uint8_t *data, size_t length, kj_value *out) {
     ondemand::document doc;
     if (auto e = parser->ondemand.iterate(reinterpret_cast<const char *>(data), length, length + KJ_PADDING).get(doc)) return int(e);
     ondemand::object obj;
     if (auto e = doc.get_object().get(obj)) return e == INCORRECT_TYPE ? KJ_ERR_NOT_OBJECT : int(e);
     if (fields == nullptr) return 0;
-    for (size_t i = 0; i < fields->paths.size(); i++) {
-        kj_value &v = out[i];
-        std::memset(&v, 0, sizeof v);
+    const size_t count = fields->paths.size();
+    for (size_t i = 0; i < count; i++) std::memset(&out[i], 0, sizeof out[i]);
+    if (fields->one_pass) {
+        // One walk over the top-level fields in document order, stopping once every
+        // path is found: no field is skipped twice, and the tail is never touched.
+        uint64_t missing = count == 64 ? ~uint64_t(0) : (uint64_t(1) << count) - 1;
+        for (auto f : obj) {
+            ondemand::field field;
+            if (auto e = std::move(f).get(field)) return int(e);
+            ondemand::raw_json_string key = field.key();
+            // Only paths whose key starts with this key's first byte can match.
+            uint64_t candidates = fields->by_first_byte[uint8_t(*key.raw())] & missing;
+            while (candidates != 0) {
+                size_t i = size_t(__builtin_ctzll(candidates));
+                candidates &= candidates - 1;
+                if (!key.unsafe_is_equal(fields->paths[i][0].key)) continue;
+                missing &= ~(uint64_t(1) << i);  // the first occurrence of a key counts
+                ondemand::value cur = field.value();
+                if (descend(cur, fields->paths[i])) {
+                    if (int e = classify(cur, out[i])) return e;
+                }
+                break;
+            }
+            if (missing == 0) break;
+        }
+        return 0;
+    }
+    for (size_t i = 0; i < count; i++) {
         const auto &path = fields->paths[i];
         if (path[0].is_index) continue;  // an object has no index: absent
-        ondemand::value cur;
         auto first = obj.find_field_unordered(path[0].key);
         if (first.error() == NO_SUCH_FIELD) continue;
         if (first.error()) return int(first.error());
-        cur = first.value_unsafe();
-        bool found = true;
-        for (size_t k = 1; k < path.size() && found; k++) {
-            const auto &s = path[k];
-            if (s.is_index) {
-                ondemand::array arr;
-                if (cur.get_array().get(arr)) { found = false; break; }
-                size_t n = 0;
-                found = false;
-                for (auto elem : arr) {
-                    ondemand::value ev;
-                    if (elem.get(ev)) break;
-                    if (n++ == s.index) { cur = ev; found = true; break; }
-                }
-            } else {
-                ondemand::object o;
-                if (cur.get_object().get(o)) { found = false; break; }
-                auto next = o.find_field_unordered(s.key);
-                if (next.error()) { found = false; break; }
-                cur = next.value_unsafe();
-            }
-        }
-        if (!found) continue;
-        if (int e = classify(cur, v)) return e;
+        ondemand::value cur = first.value_unsafe();
+        if (!descend(cur, path)) continue;
+        if (int e = classify(cur, out[i])) return e;
     }
     return 0;
 }

@@ -49,7 +49,8 @@ public final class JSONFieldExtractor {
     public let paths: [String]
     private let parser: OpaquePointer
     private let fields: OpaquePointer?
-    private var values: [kj_value]
+    private let values: UnsafeMutablePointer<kj_value>
+    private let valueCount: Int
 
     public struct ParseError: Error, Equatable, Sendable, CustomStringConvertible {
         public var message: String
@@ -78,10 +79,13 @@ public final class JSONFieldExtractor {
             }
             fields = compiled
         }
-        values = Array(repeating: kj_value(), count: max(1, paths.count))
+        valueCount = max(1, paths.count)
+        values = .allocate(capacity: valueCount)
+        values.initialize(repeating: kj_value(), count: valueCount)
     }
 
     deinit {
+        values.deallocate()
         kj_parser_destroy(parser)
         if let fields { kj_fields_destroy(fields) }
     }
@@ -90,9 +94,7 @@ public final class JSONFieldExtractor {
     /// JSON or a document that is not an object.
     @inline(__always)
     public func parse(_ document: UnsafeRawBufferPointer) throws(ParseError) {
-        let code = values.withUnsafeMutableBufferPointer { out in
-            kj_parse_extract(parser, fields, document.baseAddress?.assumingMemoryBound(to: UInt8.self), document.count, out.baseAddress)
-        }
+        let code = kj_parse_extract(parser, fields, document.baseAddress?.assumingMemoryBound(to: UInt8.self), document.count, values)
         guard code == 0 else { throw ParseError(message: String(cString: kj_error_message(code))) }
     }
 
@@ -100,15 +102,14 @@ public final class JSONFieldExtractor {
     /// without validating the rest of the document: for records already validated.
     @inline(__always)
     public func parseLazily(_ document: UnsafeRawBufferPointer) throws(ParseError) {
-        let code = values.withUnsafeMutableBufferPointer { out in
-            kj_lazy_extract(parser, fields, document.baseAddress?.assumingMemoryBound(to: UInt8.self), document.count, out.baseAddress)
-        }
+        let code = kj_lazy_extract(parser, fields, document.baseAddress?.assumingMemoryBound(to: UInt8.self), document.count, values)
         guard code == 0 else { throw ParseError(message: String(cString: kj_error_message(code))) }
     }
 
     /// The `i`th compiled field of the last parsed document.
     @inline(__always)
     public func field(_ i: Int) -> JSONField {
+        precondition(i >= 0 && i < valueCount, "field index out of range")
         let v = values[i]
         switch v.kind {
         case Int32(KJ_STRING.rawValue): return .string(UnsafeRawBufferPointer(start: v.ptr, count: v.len))

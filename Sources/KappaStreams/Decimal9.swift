@@ -16,6 +16,10 @@ public struct Decimal9: Hashable, Comparable, Sendable, CustomStringConvertible 
     /// nil for a value too large to hold (|x| ≥ 1.7e29) or not finite.
     public init?(double: Double) {
         let scaled = (double * 1e9).rounded(.toNearestOrEven)
+        if abs(scaled) < 9.2e18 {  // the common case: one instruction, not Int128's generic conversion
+            raw = Int128(Int64(scaled))
+            return
+        }
         guard scaled.isFinite, abs(scaled) < 1.7e38 else { return nil }
         raw = Int128(scaled)
     }

@@ -55,7 +55,10 @@ public final class JobTask {
     let scratch = ByteWriter(capacity: 1 << 20)
     let padded = ByteWriter(capacity: 4096)
     let encoded = ByteWriter(capacity: 256)
-    var values: [Decimal9?]
+    /// The numeric fields of the event being folded in (window jobs).
+    let values: UnsafeMutableBufferPointer<Decimal9?>
+    /// A numeric key's digits.
+    let numericKey = ByteWriter(capacity: 32)
     let fieldCount: Int
     let headerJob: RecordHeader
     let headerVersion: RecordHeader
@@ -118,12 +121,15 @@ public final class JobTask {
             op = Self.makeOperator(definition, task: task, partitions: partitions, repartitioned: false)
             repartition = nil
         }
-        values = Array(repeating: nil, count: fieldCount)
+        values = .allocate(capacity: fieldCount)
+        values.initialize(repeating: nil)
         extractor = try JSONFieldExtractor(paths: paths)
         headerJob = RecordHeader(key: "kappa.job", value: Array(definition.name.utf8))
         headerVersion = RecordHeader(key: "kappa.version", value: Array(String(version).utf8))
         try restore()
     }
+
+    deinit { values.deallocate() }
 
     /// Windowed jobs whose key is not the field their inputs are partitioned by go
     /// through a repartition topic, so that each (key, window) has one owner.
@@ -134,12 +140,6 @@ public final class JobTask {
     }
 
     var isRepartitioned: Bool { repartition != nil }
-
-    /// The tickets topic of a match job.
-    var ticketsTopic: String? {
-        if case .match(let m) = definition.operation { return m.tickets }
-        return nil
-    }
 
     static func makeOperator(_ def: JobDefinition, task: Int32, partitions: Int32, repartitioned: Bool) -> Operator {
         switch def.operation {
@@ -204,23 +204,43 @@ public final class JobTask {
         var n = 0
         var batchesRead = 0
         let tp = inputs[i].reader.topicPartition
+        var position = inputs[i].position
+        defer { inputs[i].position = position }
         while n < budget, batchesRead < batches, let batch = try inputs[i].reader.nextBatch() {
-            if batch.header.nextOffset <= inputs[i].position || batch.header.isControl { continue }
+            if batch.header.nextOffset <= position || batch.header.isControl { continue }
             batchesRead += 1
             let compressed = batch.header.compression == .lz4
             do throws(BatchDecodeError) {
                 var records = try RecordBatchDecoder.records(of: batch.bytes, header: batch.header, codec: codec, scratch: scratch)
-                while let record = try records.next() {
-                    guard record.offset >= inputs[i].position else { continue }
-                    process(record, input: i, compressed: compressed)
-                    inputs[i].position = record.offset + 1
-                    n += 1
+                // The operator is bound once per batch, not once per record.
+                switch op {
+                case .window(let pre, let merger):
+                    n += try forEach(&records, from: &position) { windowEvent($0, input: i, compressed: compressed, pre, merger) }
+                case .session(let s):
+                    n += try forEach(&records, from: &position) { sessionEvent($0, input: i, compressed: compressed, s) }
+                case .match(let m):
+                    let isTicket = inputs[i].topic == m.spec.tickets
+                    let extractor = isTicket ? self.extractor : rideExtractor!
+                    n += try forEach(&records, from: &position) { matchEvent($0, input: i, compressed: compressed, m, isTicket, extractor) }
                 }
             } catch {
                 throw KappaError(.corruptData, "undecodable batch: \(error.message)", topicPartition: tp, offset: batch.header.baseOffset)
             }
         }
         processed += Int64(n)
+        return n
+    }
+
+    /// Feeds every record at or after `position` to `body`, advancing `position`.
+    @inline(__always)
+    private func forEach(_ records: inout RecordIterator, from position: inout Offset, _ body: (RecordView) -> Void) throws(BatchDecodeError) -> Int {
+        var n = 0
+        while let record = try records.next() {
+            guard record.offset >= position else { continue }
+            body(record)
+            position = record.offset + 1
+            n += 1
+        }
         return n
     }
 
@@ -234,55 +254,73 @@ public final class JobTask {
         return padded.bytes
     }
 
-    private func process(_ record: RecordView, input i: Int, compressed: Bool) {
-        let value = paddedValue(record.value, compressed: compressed)
-        let offset = record.offset.rawValue
-        let extractor = rideExtractor != nil && inputs[i].topic != ticketsTopic ? rideExtractor! : self.extractor
+    /// Extracts what every operator needs — the event time (field 0) and the key's
+    /// UTF-8 bytes (field 1), valid until the next parse — or sends the record to the
+    /// dead-letter topic with the reason.
+    @inline(__always)
+    private func event(_ record: RecordView, input i: Int, compressed: Bool, _ extractor: JSONFieldExtractor)
+        -> (time: Int64, key: UnsafeRawBufferPointer)? {
         do {
             // Records were validated when produced: read only the fields the job uses.
-            try extractor.parseLazily(value)
+            try extractor.parseLazily(paddedValue(record.value, compressed: compressed))
         } catch {
             sendToDeadLetter(record, input: i, reason: "invalid JSON: \(error.message)")
-            return
+            return nil
         }
         let time: Int64
         switch EventFields.time(of: extractor.field(0), name: definition.timeField) {
         case .success(let t): time = t.rawValue
         case .failure(let bad):
             sendToDeadLetter(record, input: i, reason: bad.description)
-            return
+            return nil
         }
-        guard let key = extractor.field(1).text else {
+        switch extractor.field(1) {
+        case .string(let bytes): return (time, bytes)
+        case .number(_, let raw): return (time, raw)
+        case .integer(let v):
+            var digits: [UInt8] = []
+            appendInteger(v, to: &digits)
+            numericKey.removeAll()
+            numericKey.append(digits)
+            return (time, numericKey.bytes)
+        default:
             sendToDeadLetter(record, input: i, reason: "missing key field '\(definition.keyField)'")
+            return nil
+        }
+    }
+
+    private func windowEvent(_ record: RecordView, input i: Int, compressed: Bool, _ pre: WindowPreAggregator, _ merger: WindowMerger) {
+        guard let (time, key) = event(record, input: i, compressed: compressed, extractor) else { return }
+        for f in 0..<fieldCount {
+            switch extractor.field(2 + f) {
+            case .integer(let v): values[f] = Decimal9(integer: v)
+            case .number(let d, _): values[f] = Decimal9(double: d)
+            default: values[f] = nil
+            }
+        }
+        let onTime = pre.add(key: key, time: time, values: UnsafeBufferPointer(values), partition: task, offset: record.offset.rawValue) { c in
+            route(c, merger: merger)
+        }
+        if !onTime { sendToLate(record, input: i, time: time, streamTime: pre.streamTime) }
+    }
+
+    private func sessionEvent(_ record: RecordView, input i: Int, compressed: Bool, _ s: Sessionizer) {
+        guard let (time, key) = event(record, input: i, compressed: compressed, extractor) else { return }
+        if !s.add(key: String(decoding: key, as: UTF8.self), time: time, type: extractor.field(2).text, partition: task, offset: record.offset.rawValue) {
+            sendToLate(record, input: i, time: time, streamTime: s.streamTime)
+        }
+    }
+
+    private func matchEvent(_ record: RecordView, input i: Int, compressed: Bool, _ m: TicketRideMatcher, _ isTicket: Bool,
+                            _ extractor: JSONFieldExtractor) {
+        guard let (time, user) = event(record, input: i, compressed: compressed, extractor) else { return }
+        guard let id = extractor.field(2).text else {
+            sendToDeadLetter(record, input: i, reason: "missing field '\(isTicket ? m.spec.ticketIdField : m.spec.rideIdField)'")
             return
         }
-        switch op {
-        case .window(let pre, let merger):
-            for f in 0..<fieldCount {
-                switch extractor.field(2 + f) {
-                case .integer(let v): values[f] = Decimal9(integer: v)
-                case .number(let d, _): values[f] = Decimal9(double: d)
-                default: values[f] = nil
-                }
-            }
-            let onTime = values.withUnsafeBufferPointer { vals in
-                pre.add(key: key, time: time, values: vals, partition: task, offset: offset) { c in route(c, merger: merger) }
-            }
-            if !onTime { sendToLate(record, input: i, time: time, streamTime: pre.streamTime) }
-        case .session(let s):
-            if !s.add(key: key, time: time, type: extractor.field(2).text, partition: task, offset: offset) {
-                sendToLate(record, input: i, time: time, streamTime: s.streamTime)
-            }
-        case .match(let m):
-            let isTicket = inputs[i].topic == m.spec.tickets
-            let idField = isTicket ? m.spec.ticketIdField : m.spec.rideIdField
-            guard let id = extractor.field(2).text else {
-                sendToDeadLetter(record, input: i, reason: "missing field '\(idField)'")
-                return
-            }
-            let onTime = isTicket ? m.addTicket(user: key, id: id, time: time, offset: offset) : m.addRide(user: key, id: id, time: time, offset: offset)
-            if !onTime { sendToLate(record, input: i, time: time, streamTime: isTicket ? m.ticketsStreamTime : m.ridesStreamTime) }
-        }
+        let offset = record.offset.rawValue
+        let onTime = isTicket ? m.addTicket(user: user, id: id, time: time, offset: offset) : m.addRide(user: user, id: id, time: time, offset: offset)
+        if !onTime { sendToLate(record, input: i, time: time, streamTime: isTicket ? m.ticketsStreamTime : m.ridesStreamTime) }
     }
 
     /// Sends a contribution to the task that owns its key (or merges it here).

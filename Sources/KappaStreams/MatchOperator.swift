@@ -64,12 +64,13 @@ public final class TicketRideMatcher {
 
     struct Ticket {
         var id: String
-        var user: String
+        var user: Int32  // in `users`
         var time: Int64
         var offset: Int64
     }
 
-    private var rides: [String: [Ride]] = [:]  // per user, ascending by (time, offset)
+    private var users = KeyIndex(capacity: 1024)
+    private var rides: [[Ride]] = []  // by user id, ascending by (time, offset)
     private var pending: [Ticket] = []  // waiting for the rides to catch up
     private var oldestPending: Int64?  // the smallest time in `pending`
     private var rideCount = 0
@@ -77,34 +78,48 @@ public final class TicketRideMatcher {
     public init(spec: MatchSpec) { self.spec = spec }
 
     public func addRide(user: String, id: String, time: Int64, offset: Int64) -> Bool {
+        var u = user
+        return u.withUTF8 { addRide(user: UnsafeRawBufferPointer($0), id: id, time: time, offset: offset) }
+    }
+
+    public func addTicket(user: String, id: String, time: Int64, offset: Int64) -> Bool {
+        var u = user
+        return u.withUTF8 { addTicket(user: UnsafeRawBufferPointer($0), id: id, time: time, offset: offset) }
+    }
+
+    @inline(__always)
+    private func userId(_ user: UnsafeRawBufferPointer) -> Int {
+        let u = Int(users.id(of: user))
+        if u == rides.count { rides.append([]) }
+        return u
+    }
+
+    /// `addRide` with the user's UTF-8 bytes as they lie in the record: the hot path.
+    public func addRide(user: UnsafeRawBufferPointer, id: String, time: Int64, offset: Int64) -> Bool {
         let st = max(ridesStreamTime ?? time, time)
         ridesStreamTime = st
         if time < st - spec.graceNanos {
             lateRides += 1
             return false
         }
-        let ride = Ride(id: id, time: time, offset: offset)
+        let u = userId(user)
         rideCount += 1
-        guard let index = rides.index(forKey: user) else {
-            rides[user] = [ride]
-            return true
-        }
-        // In place: one hash lookup, no copy of the user's list.
-        var i = rides.values[index].count
-        while i > 0 && (rides.values[index][i - 1].time, rides.values[index][i - 1].offset) > (time, offset) { i -= 1 }
-        rides.values[index].insert(ride, at: i)
-        prune(&rides.values[index])
+        // In place: no copy of the user's list.
+        var i = rides[u].count
+        while i > 0 && (rides[u][i - 1].time, rides[u][i - 1].offset) > (time, offset) { i -= 1 }
+        rides[u].insert(Ride(id: id, time: time, offset: offset), at: i)
+        prune(&rides[u])
         return true
     }
 
-    public func addTicket(user: String, id: String, time: Int64, offset: Int64) -> Bool {
+    public func addTicket(user: UnsafeRawBufferPointer, id: String, time: Int64, offset: Int64) -> Bool {
         let st = max(ticketsStreamTime ?? time, time)
         ticketsStreamTime = st
         if time < st - spec.graceNanos {
             lateTickets += 1
             return false
         }
-        pending.append(Ticket(id: id, user: user, time: time, offset: offset))
+        pending.append(Ticket(id: id, user: Int32(userId(user)), time: time, offset: offset))
         oldestPending = min(oldestPending ?? time, time)
         return true
     }
@@ -132,17 +147,12 @@ public final class TicketRideMatcher {
         oldestPending = waiting.map(\.time).min()
         ready.sort { ($0.time, $0.offset) < ($1.time, $1.offset) }
         for t in ready { emit(result(for: t, final: true)) }
-        for user in Set(ready.map(\.user)) {
-            if var list = rides[user] {
-                prune(&list)
-                rides[user] = list
-            }
-        }
+        for user in Set(ready.map(\.user)) { prune(&rides[Int(user)]) }
     }
 
     func result(for t: Ticket, final: Bool) -> MatchResult {
-        let ride = rides[t.user]?.last(where: { $0.time <= t.time })
-        return MatchResult(ticketId: t.id, user: t.user, ticketTime: t.time, ticketOffset: t.offset, rideId: ride?.id,
+        let ride = rides[Int(t.user)].last(where: { $0.time <= t.time })
+        return MatchResult(ticketId: t.id, user: users.keys[Int(t.user)], ticketTime: t.time, ticketOffset: t.offset, rideId: ride?.id,
                            rideTime: ride?.time, rideOffset: ride?.offset, final: final)
     }
 
@@ -171,12 +181,13 @@ public final class TicketRideMatcher {
         w.put(ticketsStreamTime.map { TimestampNanos($0) })
         w.put(lateRides)
         w.put(lateTickets)
-        w.put(rides.count)
-        for user in rides.keys.sorted() {
-            w.put(user)
-            let list = rides[user]!
-            w.put(list.count)
-            for r in list {
+        // Users with rides, by name (users known only from tickets are not state).
+        let withRides = users.sortedByKey(rides.indices.filter { !rides[$0].isEmpty })
+        w.put(withRides.count)
+        for u in withRides {
+            w.put(users.keys[u])
+            w.put(rides[u].count)
+            for r in rides[u] {
                 w.put(r.id)
                 w.put(r.time)
                 w.put(r.offset)
@@ -185,7 +196,7 @@ public final class TicketRideMatcher {
         w.put(pending.count)
         for t in pending {
             w.put(t.id)
-            w.put(t.user)
+            w.put(users.keys[Int(t.user)])
             w.put(t.time)
             w.put(t.offset)
         }
@@ -196,18 +207,25 @@ public final class TicketRideMatcher {
         ticketsStreamTime = try r.timestamp()?.rawValue
         lateRides = try r.int64()
         lateTickets = try r.int64()
-        rides = [:]
+        users = KeyIndex(capacity: 1024)
+        rides = []
         rideCount = 0
         for _ in 0..<(try r.count()) {
             let user = try r.string()
             var list: [Ride] = []
             for _ in 0..<(try r.count()) { list.append(Ride(id: try r.string(), time: try r.int64(), offset: try r.int64())) }
             rideCount += list.count
-            rides[user] = list
+            let u = Int(users.id(of: user))
+            guard u == rides.count else { throw StateReader.Failure(description: "user '\(user)' twice") }
+            rides.append(list)
         }
         pending = []
         for _ in 0..<(try r.count()) {
-            pending.append(Ticket(id: try r.string(), user: try r.string(), time: try r.int64(), offset: try r.int64()))
+            let id = try r.string()
+            let user = try r.string()
+            let u = Int(users.id(of: user))
+            if u == rides.count { rides.append([]) }
+            pending.append(Ticket(id: id, user: Int32(u), time: try r.int64(), offset: try r.int64()))
         }
         oldestPending = pending.map(\.time).min()
     }

@@ -26,9 +26,15 @@ public final class WindowPreAggregator {
     public private(set) var streamTime: Int64?
     public private(set) var sequence: Int64 = 0
     public private(set) var lateEvents: Int64 = 0
-    private var partials: [WindowKey: (AggregateState, Lineage)] = [:]
-    private var keysByStart: [Int64: [String]] = [:]
+    /// The partials of one window start at this source, by interned key.
+    final class OpenWindow {
+        let keys = KeyIndex()
+        var states: [AggregateState] = []
+        var lineages: [Lineage] = []
+    }
+    private var windows: [Int64: OpenWindow] = [:]
     private var openStarts: [Int64] = []  // ascending
+    private var recent: (start: Int64, window: OpenWindow)?  // consecutive events mostly share a window
     private let fieldCount: Int
 
     public init(spec: WindowSpec, source: Int32) {
@@ -40,6 +46,13 @@ public final class WindowPreAggregator {
     /// Folds one event in. Returns false when it is late: at least one of its windows
     /// had already closed (it still counts toward the windows that are open).
     public func add(key: String, time: Int64, values: UnsafeBufferPointer<Decimal9?>, partition: Int32, offset: Int64,
+                    emit: (Contribution) -> Void) -> Bool {
+        var k = key
+        return k.withUTF8 { add(key: UnsafeRawBufferPointer($0), time: time, values: values, partition: partition, offset: offset, emit: emit) }
+    }
+
+    /// `add` with the key's UTF-8 bytes as they lie in the record: the hot path.
+    public func add(key: UnsafeRawBufferPointer, time: Int64, values: UnsafeBufferPointer<Decimal9?>, partition: Int32, offset: Int64,
                     emit: (Contribution) -> Void) -> Bool {
         let st = max(streamTime ?? time, time)
         streamTime = st
@@ -58,24 +71,38 @@ public final class WindowPreAggregator {
                 var l = Lineage()
                 l.add(partition: partition, offset: offset)
                 sequence += 1
-                emit(Contribution(key: key, windowStart: start, state: s, lineage: l, source: source, sequence: sequence))
+                emit(Contribution(key: String(decoding: key, as: UTF8.self), windowStart: start, state: s, lineage: l,
+                                  source: source, sequence: sequence))
                 continue
             }
-            let id = WindowKey(start: start, key: key)
-            if let index = partials.index(forKey: id) {  // one hash lookup on the hot path
-                partials.values[index].0.add(values)
-                partials.values[index].1.add(partition: partition, offset: offset)
-            } else {
-                var entry = (AggregateState(fields: fieldCount), Lineage())
-                entry.0.add(values)
-                entry.1.add(partition: partition, offset: offset)
-                partials[id] = entry
-                if keysByStart[start] == nil { insertStart(start) }
-                keysByStart[start, default: []].append(key)
+            let w = window(start)
+            let id = Int(w.keys.id(of: key))
+            if id == w.states.count {
+                w.states.append(AggregateState(fields: fieldCount))
+                w.lineages.append(Lineage())
             }
+            w.states[id].add(values)
+            w.lineages[id].add(partition: partition, offset: offset)
         }
         if late { lateEvents += 1 }
         return !late
+    }
+
+    @inline(__always)
+    private func window(_ start: Int64) -> OpenWindow {
+        if let r = recent, r.start == start { return r.window }
+        let w: OpenWindow
+        if let found = windows[start] {
+            w = found
+        } else {
+            w = OpenWindow()
+            windows[start] = w
+            var i = openStarts.count
+            while i > 0 && openStarts[i - 1] > start { i -= 1 }
+            openStarts.insert(start, at: i)
+        }
+        recent = (start, w)
+        return w
     }
 
     /// Sends the partials of every window closed by stream time, oldest window first,
@@ -84,29 +111,28 @@ public final class WindowPreAggregator {
         guard let st = streamTime else { return }
         while let start = openStarts.first, start + spec.sizeNanos + spec.graceNanos <= st {
             openStarts.removeFirst()
-            for key in (keysByStart.removeValue(forKey: start) ?? []).sorted() {
-                let (state, lineage) = partials.removeValue(forKey: WindowKey(start: start, key: key))!
+            let w = windows.removeValue(forKey: start)!
+            if recent?.start == start { recent = nil }
+            for id in Self.idsByKey(w) {
                 sequence += 1
-                emit(Contribution(key: key, windowStart: start, state: state, lineage: lineage, source: source, sequence: sequence))
+                emit(Contribution(key: w.keys.keys[id], windowStart: start, state: w.states[id], lineage: w.lineages[id],
+                                  source: source, sequence: sequence))
             }
         }
     }
 
-    private func insertStart(_ start: Int64) {
-        var i = openStarts.count
-        while i > 0 && openStarts[i - 1] > start { i -= 1 }
-        openStarts.insert(start, at: i)
-    }
+    private static func idsByKey(_ w: OpenWindow) -> [Int] { w.keys.sortedByKey(Array(w.states.indices)) }
 
-    public var openWindows: Int { partials.count }
+    public var openWindows: Int { windows.values.reduce(0) { $0 + $1.states.count } }
 
     /// Partials not yet sent (windows still open at this source), for queries.
     public func openPartials() -> [Contribution] {
         var out: [Contribution] = []
         for start in openStarts {
-            for key in keysByStart[start]! {
-                let v = partials[WindowKey(start: start, key: key)]!
-                out.append(Contribution(key: key, windowStart: start, state: v.0, lineage: v.1, source: source, sequence: 0))
+            let w = windows[start]!
+            for id in w.states.indices {
+                out.append(Contribution(key: w.keys.keys[id], windowStart: start, state: w.states[id], lineage: w.lineages[id],
+                                        source: source, sequence: 0))
             }
         }
         return out
@@ -118,14 +144,13 @@ public final class WindowPreAggregator {
         w.put(lateEvents)
         w.put(openStarts.count)
         for start in openStarts {
-            let keys = keysByStart[start]!.sorted()
+            let window = windows[start]!
             w.put(start)
-            w.put(keys.count)
-            for key in keys {
-                let v = partials[WindowKey(start: start, key: key)]!
-                w.put(key)
-                v.0.encode(into: w)
-                v.1.encode(into: w)
+            w.put(window.states.count)
+            for id in Self.idsByKey(window) {
+                w.put(window.keys.keys[id])
+                window.states[id].encode(into: w)
+                window.lineages[id].encode(into: w)
             }
         }
     }
@@ -134,27 +159,27 @@ public final class WindowPreAggregator {
         streamTime = try r.timestamp()?.rawValue
         sequence = try r.int64()
         lateEvents = try r.int64()
-        partials = [:]
-        keysByStart = [:]
+        windows = [:]
         openStarts = []
+        recent = nil
         for _ in 0..<(try r.count()) {
             let start = try r.int64()
-            var keys: [String] = []
+            guard windows[start] == nil, openStarts.last.map({ $0 < start }) ?? true else {
+                throw StateReader.Failure(description: "window starts out of order at \(start)")
+            }
+            let window = OpenWindow()
             for _ in 0..<(try r.count()) {
                 let key = try r.string()
-                partials[WindowKey(start: start, key: key)] = (try AggregateState.decode(&r, fields: fieldCount), try Lineage.decode(&r))
-                keys.append(key)
+                guard Int(window.keys.id(of: key)) == window.states.count else {
+                    throw StateReader.Failure(description: "key '\(key)' twice in window \(start)")
+                }
+                window.states.append(try AggregateState.decode(&r, fields: fieldCount))
+                window.lineages.append(try Lineage.decode(&r))
             }
-            keysByStart[start] = keys
+            windows[start] = window
             openStarts.append(start)
         }
     }
-}
-
-/// A (window start, key) pair: one hash lookup per event instead of two.
-struct WindowKey: Hashable {
-    var start: Int64
-    var key: String
 }
 
 /// A final (or, with `emit: updates`, current) window result.
