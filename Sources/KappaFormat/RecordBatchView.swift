@@ -187,10 +187,11 @@ public struct RecordIterator {
             headerCount: Int(headerCount))
     }
 
-    private static let nanosKey = Array(RecordBatchLayout.subMilliNanosHeader.utf8)
+    /// `kappa.ns` as a little-endian word: one load and compare per header, not a loop.
+    static let nanosKeyWord: UInt64 = 0x736E_2E61_7070_616B
 
     @inline(__always) static func isNanosKey(_ k: UnsafeRawBufferPointer) -> Bool {
-        k.count == nanosKey.count && nanosKey.withUnsafeBytes { memcmpEqual($0, k) }
+        k.count == 8 && k.loadUnaligned(as: UInt64.self) == nanosKeyWord
     }
 
     @inline(__always) mutating func varint(limit: Int? = nil, bytesMax: Int = Varint.int64BytesMax) throws(BatchDecodeError) -> Int64 {
@@ -207,12 +208,6 @@ public struct RecordIterator {
         defer { position += n }
         return UnsafeRawBufferPointer(start: base + position, count: n)
     }
-}
-
-@inline(__always) func memcmpEqual(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
-    guard a.count == b.count else { return false }
-    for i in 0..<a.count where a[i] != b[i] { return false }
-    return true
 }
 
 public enum RecordBatchDecoder {

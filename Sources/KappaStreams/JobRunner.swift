@@ -23,6 +23,8 @@ public final class JobRunner {
     /// A busy task checkpoints at most this often; an idle one as soon as it has news.
     public var checkpointIntervalNanos: Int64 = 1_000_000_000
     public var rebalanceIntervalNanos: Int64 = 250_000_000
+    /// How long one task may step within a round before the round moves on.
+    public var sliceNanos: Int64 = 20_000_000
 
     public init(directory: DataDirectory, definition: JobDefinition, version: Int, memberId: String,
                 fsync: FsyncPolicy = .default, clock: any WallClock = SystemClock()) throws(KappaError) {
@@ -45,7 +47,7 @@ public final class JobRunner {
         guard force || now - lastRebalanceNanos >= rebalanceIntervalNanos else { return }
         lastRebalanceNanos = now
         let change = try member.rebalance { (tp) throws(KappaError) in
-            if let t = tasks[tp.partition] { try t.checkpoint() }
+            if let t = tasks[tp.partition], t.needsCheckpoint { try t.checkpoint() }
             tasks[tp.partition] = nil
         }
         for tp in change.acquired {
@@ -54,28 +56,37 @@ public final class JobRunner {
         }
     }
 
-    /// One round over every owned task; returns the records read. Checkpoints a task
-    /// that has caught up (so live output is visible at once) or that has run a full
-    /// interval without one. Tasks share nothing, so the round runs them on all cores;
-    /// each task is still driven by one thread at a time.
+    /// One round over every owned task; returns the records read. Tasks share nothing,
+    /// so the round runs them on all cores; each task is driven by one thread at a time
+    /// and steps until it has read nothing or has run for `sliceNanos` — slices rather
+    /// than one step per round, so that a core does not wait at the end of every round
+    /// for the slowest task's step. A task that has caught up checkpoints at once (live
+    /// output is visible at once); a busy one after a full interval without one.
     @discardableResult
     public func runOnce(budget: Int = 4096) throws(KappaError) -> Int {
         try rebalance()
         let list = tasks.keys.sorted().map { tasks[$0]! }
         let interval = checkpointIntervalNanos
+        let slice = sliceNanos
         let results = Transfer(UnsafeMutableBufferPointer<Result<Int, KappaError>>.allocate(capacity: list.count))
         defer { results.value.deallocate() }
         let shared = Transfer(list)
         DispatchQueue.concurrentPerform(iterations: list.count) { i in
             let t = shared.value[i]
+            let start = monotonicNanos()
+            var total = 0
             do throws(KappaError) {
-                let n = try t.step(budget: budget)
-                let now = monotonicNanos()
-                if t.needsCheckpoint && (n == 0 || now - t.lastCheckpointNanos >= interval) {
-                    try t.checkpoint()
-                    t.lastCheckpointNanos = now
+                while true {
+                    let n = try t.step(budget: budget)
+                    total += n
+                    let now = monotonicNanos()
+                    if t.needsCheckpoint && (n == 0 || now - t.lastCheckpointNanos >= interval) {
+                        try t.checkpoint()
+                        t.lastCheckpointNanos = now
+                    }
+                    if n == 0 || now - start >= slice { break }
                 }
-                results.value.initializeElement(at: i, to: .success(n))
+                results.value.initializeElement(at: i, to: .success(total))
             } catch {
                 results.value.initializeElement(at: i, to: .failure(error))
             }
@@ -91,7 +102,9 @@ public final class JobRunner {
     }
 
     public func checkpointAll() throws(KappaError) {
-        for p in tasks.keys.sorted() { try tasks[p]!.checkpoint() }
+        // A task with nothing new since its last checkpoint has that checkpoint on disk
+        // already (or none, and restarting from offset 0 with empty state is the same).
+        for p in tasks.keys.sorted() where tasks[p]!.needsCheckpoint { try tasks[p]!.checkpoint() }
     }
 
     /// Checkpoints and leaves the group (the clean stop).

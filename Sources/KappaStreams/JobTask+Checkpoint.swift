@@ -252,7 +252,9 @@ extension JobTask {
         inputs.map { ($0.reader.topicPartition, $0.position) } + (repartitionInput.map { [($0.reader.topicPartition, $0.position)] } ?? [])
     }
 
-    public var needsCheckpoint: Bool { changedSinceCheckpoint }
+    /// Something happened since the last checkpoint: records were read, results written
+    /// (an idle timeout can release results with no new input), or a watermark sent.
+    public var needsCheckpoint: Bool { changedSinceCheckpoint || output.unpublished || late.unpublished || deadLetter.unpublished }
 
     static func openResults(_ op: Operator) -> [ResultReader.Row] {
         switch op {

@@ -349,6 +349,7 @@ public final class JobTask {
                 let idle = definition.idleTimeoutNanos != nil && inputs.allSatisfy(\.idle)
                 if lastWatermark == nil || lastWatermark! != (st, idle) {
                     lastWatermark = (st, idle)
+                    changedSinceCheckpoint = true
                     RepartitionRecord.encodeWatermark(source: task, streamTime: st, idle: idle, into: encoded)
                     for r in 0..<partitions {
                         try? repartition.append(partition: r, key: nil, value: encoded.bytes, timestamp: TimestampNanos(st))

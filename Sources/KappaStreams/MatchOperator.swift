@@ -181,10 +181,10 @@ public final class TicketRideMatcher {
         w.put(ticketsStreamTime.map { TimestampNanos($0) })
         w.put(lateRides)
         w.put(lateTickets)
-        // Users with rides, by name (users known only from tickets are not state).
-        let withRides = users.sortedByKey(rides.indices.filter { !rides[$0].isEmpty })
-        w.put(withRides.count)
-        for u in withRides {
+        // Every user in id order (first appearance), so a decoded matcher numbers its
+        // users as this one does and encodes to the same bytes; no sorting.
+        w.put(users.count)
+        for u in 0..<users.count {
             w.put(users.keys[u])
             w.put(rides[u].count)
             for r in rides[u] {
@@ -215,8 +215,7 @@ public final class TicketRideMatcher {
             var list: [Ride] = []
             for _ in 0..<(try r.count()) { list.append(Ride(id: try r.string(), time: try r.int64(), offset: try r.int64())) }
             rideCount += list.count
-            let u = Int(users.id(of: user))
-            guard u == rides.count else { throw StateReader.Failure(description: "user '\(user)' twice") }
+            guard Int(users.id(of: user)) == rides.count else { throw StateReader.Failure(description: "user '\(user)' twice") }
             rides.append(list)
         }
         pending = []
@@ -224,7 +223,7 @@ public final class TicketRideMatcher {
             let id = try r.string()
             let user = try r.string()
             let u = Int(users.id(of: user))
-            if u == rides.count { rides.append([]) }
+            if u == rides.count { rides.append([]) }  // older checkpoints listed only users with rides
             pending.append(Ticket(id: id, user: Int32(u), time: try r.int64(), offset: try r.int64()))
         }
         oldestPending = pending.map(\.time).min()

@@ -13,6 +13,8 @@ final class TaskOutput {
     private let sealed = SealedBatches()
     private let codec = LZ4Codec()
     private(set) var appended: Int64 = 0
+    /// Records were appended since the last `publish()`.
+    private(set) var unpublished = false
 
     init(directory: DataDirectory, topicPartition: TopicPartition, fsync: FsyncPolicy) throws(KappaError) {
         let config = try directory.topicConfig(topicPartition.topic)
@@ -29,6 +31,7 @@ final class TaskOutput {
             }
         }
         appended += 1
+        unpublished = true
         sealIfFull()
     }
 
@@ -39,6 +42,7 @@ final class TaskOutput {
             builder.append(key: nil, value: value, timestamp: timestamp, headers: headers)
         }
         appended += 1
+        unpublished = true
         sealIfFull()
     }
 
@@ -67,6 +71,7 @@ final class TaskOutput {
     /// Makes everything up to the current end visible to readers.
     func publish() throws(KappaError) {
         try writer.endMarker.write(partitionDirectory: writer.directory)
+        unpublished = false
     }
 
     /// Discards records after `offset` (written after the last checkpoint) and publishes.

@@ -68,6 +68,12 @@ import KappaTesting
         #expect(Array(batch[RecordBatchLayout.recordsOffset...]) == [0x10, 0x00, 0x00, 0x00, 0x02, 0x6B, 0x02, 0x76, 0x00])
     }
 
+    @Test func nanosHeaderKeyWordIsItsName() {
+        let name = Self.bytes(RecordBatchLayout.subMilliNanosHeader)
+        #expect(name.count == 8)
+        #expect(name.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) } == RecordIterator.nanosKeyWord)
+    }
+
     @Test func subMillisecondNanosRideInAKappaNsHeader() {
         let r = ReferenceRecord(key: nil, value: [], timestamp: Self.t0)
         let batch = BatchCoding().encode([r], compression: .none)
