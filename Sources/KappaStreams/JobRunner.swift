@@ -20,6 +20,9 @@ public final class JobRunner {
     let clock: any WallClock
     public private(set) var tasks: [Int32: JobTask] = [:]
     private var lastRebalanceNanos: Int64 = 0
+    /// The repartition topic's writer, shared by this process's tasks (windowed jobs
+    /// that repartition).
+    private var repartitionWriter: SharedTopicWriter?
     /// A busy task checkpoints at most this often; an idle one as soon as it has news.
     public var checkpointIntervalNanos: Int64 = 1_000_000_000
     public var rebalanceIntervalNanos: Int64 = 250_000_000
@@ -51,8 +54,11 @@ public final class JobRunner {
             tasks[tp.partition] = nil
         }
         for tp in change.acquired {
+            if repartitionWriter == nil, try JobTask.needsRepartition(definition, directory: directory) {
+                repartitionWriter = try SharedTopicWriter(directory: directory, topic: JobRegistry.repartitionTopic(definition, version))
+            }
             tasks[tp.partition] = try JobTask(directory: directory, definition: definition, version: version, task: tp.partition,
-                                              partitions: partitions, fsync: fsync, clock: clock)
+                                              partitions: partitions, fsync: fsync, clock: clock, repartitionWriter: repartitionWriter)
         }
     }
 

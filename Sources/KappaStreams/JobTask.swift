@@ -46,7 +46,7 @@ public final class JobTask {
     let output: TaskOutput
     let late: TaskOutput
     let deadLetter: TaskOutput
-    let repartition: TopicWriter?
+    let repartition: SharedTopicWriter?
     let op: Operator
     let extractor: JSONFieldExtractor
     /// For match jobs, the extractor of ride records (`extractor` reads tickets).
@@ -72,8 +72,10 @@ public final class JobTask {
     /// When the runner last checkpointed this task (monotonic clock).
     var lastCheckpointNanos: Int64 = monotonicNanos()
 
-    public init(directory: DataDirectory, definition: JobDefinition, version: Int, task: Int32, partitions: Int32,
-                fsync: FsyncPolicy = .default, clock: any WallClock = SystemClock()) throws(KappaError) {
+    /// `repartitionWriter`: the writer of the repartition topic this process's tasks
+    /// share (see `SharedTopicWriter`); a task given none opens its own.
+    init(directory: DataDirectory, definition: JobDefinition, version: Int, task: Int32, partitions: Int32,
+         fsync: FsyncPolicy = .default, clock: any WallClock = SystemClock(), repartitionWriter: SharedTopicWriter?) throws(KappaError) {
         self.directory = directory
         self.definition = definition
         self.version = version
@@ -101,7 +103,11 @@ public final class JobTask {
             op = Self.makeOperator(definition, task: task, partitions: partitions, repartitioned: repartitioned)
             if repartitioned {
                 let topic = JobRegistry.repartitionTopic(definition, version)
-                repartition = try TopicWriter(directory: directory, topic: topic, fsync: .never)
+                if let shared = repartitionWriter {
+                    repartition = shared
+                } else {
+                    repartition = try SharedTopicWriter(directory: directory, topic: topic)
+                }
                 repartitionInput = Input(topic: topic, reader: try PartitionReader(directory: directory, topicPartition: TopicPartition(topic, task)),
                                          position: .zero, lastActivityNanos: now)
             } else {
@@ -130,6 +136,12 @@ public final class JobTask {
     }
 
     deinit { values.deallocate() }
+
+    public convenience init(directory: DataDirectory, definition: JobDefinition, version: Int, task: Int32, partitions: Int32,
+                            fsync: FsyncPolicy = .default, clock: any WallClock = SystemClock()) throws(KappaError) {
+        try self.init(directory: directory, definition: definition, version: version, task: task, partitions: partitions,
+                      fsync: fsync, clock: clock, repartitionWriter: nil)
+    }
 
     /// Windowed jobs whose key is not the field their inputs are partitioned by go
     /// through a repartition topic, so that each (key, window) has one owner.
