@@ -34,7 +34,10 @@ public final class WindowPreAggregator {
     }
     private var windows: [Int64: OpenWindow] = [:]
     private var openStarts: [Int64] = []  // ascending
-    private var recent: (start: Int64, window: OpenWindow)?  // consecutive events mostly share a window
+    // Consecutive events mostly share a window. Unretained: `windows` owns it, and the
+    // cache is cleared whenever a window leaves `windows`.
+    private var recentStart: Int64 = .min
+    private var recentWindow: Unmanaged<OpenWindow>?
     private let fieldCount: Int
 
     public init(spec: WindowSpec, source: Int32) {
@@ -75,22 +78,24 @@ public final class WindowPreAggregator {
                                   source: source, sequence: sequence))
                 continue
             }
-            let w = window(start)
-            let id = Int(w.keys.id(of: key))
-            if id == w.states.count {
-                w.states.append(AggregateState(fields: fieldCount))
-                w.lineages.append(Lineage())
+            // `windows` keeps the window alive: borrow it rather than retain it per event.
+            window(start)._withUnsafeGuaranteedRef { w in
+                let id = Int(w.keys.id(of: key))
+                if id == w.states.count {
+                    w.states.append(AggregateState(fields: fieldCount))
+                    w.lineages.append(Lineage())
+                }
+                w.states[id].add(values)
+                w.lineages[id].add(partition: partition, offset: offset)
             }
-            w.states[id].add(values)
-            w.lineages[id].add(partition: partition, offset: offset)
         }
         if late { lateEvents += 1 }
         return !late
     }
 
     @inline(__always)
-    private func window(_ start: Int64) -> OpenWindow {
-        if let r = recent, r.start == start { return r.window }
+    private func window(_ start: Int64) -> Unmanaged<OpenWindow> {
+        if recentStart == start, let r = recentWindow { return r }
         let w: OpenWindow
         if let found = windows[start] {
             w = found
@@ -101,8 +106,9 @@ public final class WindowPreAggregator {
             while i > 0 && openStarts[i - 1] > start { i -= 1 }
             openStarts.insert(start, at: i)
         }
-        recent = (start, w)
-        return w
+        recentStart = start
+        recentWindow = Unmanaged.passUnretained(w)
+        return recentWindow!
     }
 
     /// Sends the partials of every window closed by stream time, oldest window first,
@@ -112,7 +118,7 @@ public final class WindowPreAggregator {
         while let start = openStarts.first, start + spec.sizeNanos + spec.graceNanos <= st {
             openStarts.removeFirst()
             let w = windows.removeValue(forKey: start)!
-            if recent?.start == start { recent = nil }
+            if recentStart == start { recentWindow = nil }
             for id in Self.idsByKey(w) {
                 sequence += 1
                 emit(Contribution(key: w.keys.keys[id], windowStart: start, state: w.states[id], lineage: w.lineages[id],
@@ -161,7 +167,7 @@ public final class WindowPreAggregator {
         lateEvents = try r.int64()
         windows = [:]
         openStarts = []
-        recent = nil
+        recentWindow = nil
         for _ in 0..<(try r.count()) {
             let start = try r.int64()
             guard windows[start] == nil, openStarts.last.map({ $0 < start }) ?? true else {
