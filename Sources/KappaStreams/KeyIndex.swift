@@ -11,17 +11,20 @@ import Darwin
 /// Hand-written because Swift's `Dictionary` needs an owned `Hashable` key per lookup —
 /// a String built from the bytes (UTF-8 validation, NFC-aware hashing) cost about a
 /// fifth of a windowed replay — and no mirrored package maps borrowed bytes.
-/// Open addressing with linear probing; a slot holds 32 bits of the hash beside the id,
-/// and keys of up to 16 bytes (ids, cities) are stored inline in their entry, so a
-/// lookup in a table far larger than the cache touches two cache lines. Longer keys
-/// live in an arena. The hash is seeded per process, so crafted keys cannot be aimed at
+/// Open addressing with linear probing (load at most 0.7); a slot holds 32 bits of the
+/// hash, the id and the key's first 16 bytes, so looking up a key of up to 16 bytes (ids,
+/// cities) in a table far larger than the cache touches one cache line. Longer keys'
+/// bytes live in an arena. The hash is seeded per process, so crafted keys cannot be aimed at
 /// one chain. Append-only: an operator that forgets keys drops its whole index (a
 /// closed window) or keeps its keys for good (the matcher's users).
 ///
 /// Ids follow first appearance, so anything ordered by id is as deterministic as the
 /// input; results are ordered by key, never by hash.
 final class KeyIndex {
-    private struct Entry {
+    /// One slot: the key's hash tag and id, and its first 16 bytes inline — a lookup of a
+    /// key of up to 16 bytes reads one slot and nothing else. 32 bytes.
+    private struct Slot {
+        var tagAndId: UInt64  // hash tag << 32 | (id + 1); 0 = empty
         var w0: UInt64  // the first 16 bytes, zero-padded
         var w1: UInt64
         var count: Int32
@@ -29,19 +32,23 @@ final class KeyIndex {
     }
 
     private(set) var keys: [String] = []
-    private var entries: [Entry] = []
     private var arena: [UInt8] = []
-    private var slots: [UInt64]  // hash tag << 32 | (id + 1); 0 = empty
+    private var slots: UnsafeMutablePointer<Slot>
+    private var capacity: Int
     private var mask: Int
 
     private static let seed: UInt64 = UInt64.random(in: .min ... .max)
 
     init(capacity: Int = 16) {
         var n = 16
-        while n < capacity * 2 { n <<= 1 }
-        slots = Array(repeating: 0, count: n)
+        while n * 7 < capacity * 10 { n <<= 1 }
+        self.capacity = n
         mask = n - 1
+        slots = .allocate(capacity: n)
+        slots.initialize(repeating: Slot(tagAndId: 0, w0: 0, w1: 0, count: 0, start: 0), count: n)
     }
+
+    deinit { slots.deallocate() }
 
     var count: Int { keys.count }
 
@@ -54,10 +61,9 @@ final class KeyIndex {
         var i = Int(truncatingIfNeeded: h) & mask
         while true {
             let s = slots[i]
-            if s == 0 { break }
-            if s >> 32 == tag {
-                let id = Int(truncatingIfNeeded: s & 0xFFFF_FFFF) - 1
-                if matches(id, key, w0, w1) { return Int32(id) }
+            if s.tagAndId == 0 { break }
+            if s.tagAndId >> 32 == tag, Int(s.count) == key.count, s.w0 == w0, s.w1 == w1, key.count <= 16 || matchesTail(s, key) {
+                return Int32(truncatingIfNeeded: s.tagAndId & 0xFFFF_FFFF) - 1
             }
             i = (i + 1) & mask
         }
@@ -70,39 +76,18 @@ final class KeyIndex {
         return k.withUTF8 { id(of: UnsafeRawBufferPointer($0)) }
     }
 
-    /// Ids ordered by their keys' UTF-8 bytes (= code point order): deterministic
-    /// output and checkpoints without comparing Strings.
+    /// Ids ordered by their keys' UTF-8 bytes (= code point order): output and
+    /// checkpoints that do not depend on hashing.
     func sortedByKey(_ ids: [Int]) -> [Int] {
-        arena.withUnsafeBytes { arena in
-            entries.withUnsafeBufferPointer { entries in
-                func bytes(_ id: Int, _ body: (UnsafeRawBufferPointer) -> Int32) -> Int32 {
-                    let e = entries[id]
-                    if e.count > 16 { return body(UnsafeRawBufferPointer(rebasing: arena[Int(e.start)..<Int(e.start + e.count)])) }
-                    var words = (e.w0, e.w1)
-                    return withUnsafeBytes(of: &words) { body(UnsafeRawBufferPointer(rebasing: $0[0..<Int(e.count)])) }
-                }
-                return ids.sorted { a, b in
-                    bytes(a) { x in
-                        bytes(b) { y in
-                            let c = memcmp(x.baseAddress!, y.baseAddress!, min(x.count, y.count))
-                            return c != 0 ? c : Int32(x.count) - Int32(y.count)
-                        }
-                    } < 0
-                }
-            }
-        }
+        ids.sorted { keys[$0].utf8.lexicographicallyPrecedes(keys[$1].utf8) }
     }
 
-    @inline(__always)
-    private func matches(_ id: Int, _ key: UnsafeRawBufferPointer, _ w0: UInt64, _ w1: UInt64) -> Bool {
-        let e = entries[id]
-        guard Int(e.count) == key.count, e.w0 == w0, e.w1 == w1 else { return false }
-        if e.count <= 16 { return true }
-        return arena.withUnsafeBytes { memcmp($0.baseAddress! + Int(e.start) + 16, key.baseAddress! + 16, key.count - 16) == 0 }
+    private func matchesTail(_ s: Slot, _ key: UnsafeRawBufferPointer) -> Bool {
+        arena.withUnsafeBytes { memcmp($0.baseAddress! + Int(s.start) + 16, key.baseAddress! + 16, key.count - 16) == 0 }
     }
 
     private func insert(_ key: UnsafeRawBufferPointer, _ w0: UInt64, _ w1: UInt64, tag: UInt64, slot: Int) -> Int32 {
-        precondition(key.count < Int32.max && arena.count + key.count < Int32.max, "key index full")
+        precondition(key.count < Int32.max && arena.count + key.count < Int32.max && keys.count < Int32.max - 1, "key index full")
         let id = keys.count
         keys.append(String(decoding: key, as: UTF8.self))
         var start: Int32 = -1
@@ -110,31 +95,32 @@ final class KeyIndex {
             start = Int32(arena.count)
             arena.append(contentsOf: key)
         }
-        entries.append(Entry(w0: w0, w1: w1, count: Int32(key.count), start: start))
-        slots[slot] = tag << 32 | UInt64(id + 1)
-        if keys.count * 2 > slots.count { grow() }
+        slots[slot] = Slot(tagAndId: tag << 32 | UInt64(id + 1), w0: w0, w1: w1, count: Int32(key.count), start: start)
+        if keys.count * 10 > capacity * 7 { grow() }
         return Int32(id)
     }
 
     private func grow() {
-        let n = slots.count * 2
-        var fresh = [UInt64](repeating: 0, count: n)
+        let n = capacity * 2
+        let fresh = UnsafeMutablePointer<Slot>.allocate(capacity: n)
+        fresh.initialize(repeating: Slot(tagAndId: 0, w0: 0, w1: 0, count: 0, start: 0), count: n)
         let m = n - 1
-        for s in slots where s != 0 {
-            let id = Int(truncatingIfNeeded: s & 0xFFFF_FFFF) - 1
-            let e = entries[id]
+        for j in 0..<capacity where slots[j].tagAndId != 0 {
+            let s = slots[j]
             let h: UInt64
-            if e.count <= 16 {
-                var words = (e.w0, e.w1)
-                h = withUnsafeBytes(of: &words) { Self.hash(UnsafeRawBufferPointer(rebasing: $0[0..<Int(e.count)]), e.w0, e.w1) }
+            if s.count <= 16 {
+                var words = (s.w0, s.w1)
+                h = withUnsafeBytes(of: &words) { Self.hash(UnsafeRawBufferPointer(rebasing: $0[0..<Int(s.count)]), s.w0, s.w1) }
             } else {
-                h = arena.withUnsafeBytes { Self.hash(UnsafeRawBufferPointer(rebasing: $0[Int(e.start)..<Int(e.start + e.count)]), e.w0, e.w1) }
+                h = arena.withUnsafeBytes { Self.hash(UnsafeRawBufferPointer(rebasing: $0[Int(s.start)..<Int(s.start + s.count)]), s.w0, s.w1) }
             }
             var i = Int(truncatingIfNeeded: h) & m
-            while fresh[i] != 0 { i = (i + 1) & m }
+            while fresh[i].tagAndId != 0 { i = (i + 1) & m }
             fresh[i] = s
         }
+        slots.deallocate()
         slots = fresh
+        capacity = n
         mask = m
     }
 
