@@ -71,8 +71,11 @@ public final class TicketRideMatcher {
 
     private var users = KeyIndex(capacity: 1024)
     private var rides: [[Ride]] = []  // by user id, ascending by (time, offset)
-    private var pending: [Ticket] = []  // waiting for the rides to catch up
-    private var oldestPending: Int64?  // the smallest time in `pending`
+    /// Tickets waiting for the rides to catch up, ascending by (time, offset): those
+    /// that become final are a prefix. Tickets arrive nearly in order (disorder is
+    /// bounded by grace), so keeping the order costs an insertion near the end.
+    private var pending: [Ticket] = []
+    private var oldestPending: Int64? { pending.first?.time }
     private var rideCount = 0
 
     public init(spec: MatchSpec) { self.spec = spec }
@@ -119,8 +122,9 @@ public final class TicketRideMatcher {
             lateTickets += 1
             return false
         }
-        pending.append(Ticket(id: id, user: Int32(userId(user)), time: time, offset: offset))
-        oldestPending = min(oldestPending ?? time, time)
+        var i = pending.count
+        while i > 0 && (pending[i - 1].time, pending[i - 1].offset) > (time, offset) { i -= 1 }
+        pending.insert(Ticket(id: id, user: Int32(userId(user)), time: time, offset: offset), at: i)
         return true
     }
 
@@ -137,17 +141,13 @@ public final class TicketRideMatcher {
             // exactly that distance is still on time, so equality must wait.
             horizon = rst - spec.graceNanos
         }
-        var ready: [Ticket] = []
-        var waiting: [Ticket] = []
-        for t in pending {
-            if t.time < horizon || horizon == .max { ready.append(t) } else { waiting.append(t) }
-        }
-        guard !ready.isEmpty else { return }
-        pending = waiting
-        oldestPending = waiting.map(\.time).min()
-        ready.sort { ($0.time, $0.offset) < ($1.time, $1.offset) }
-        for t in ready { emit(result(for: t, final: true)) }
-        for user in Set(ready.map(\.user)) { prune(&rides[Int(user)]) }
+        var ready = 0
+        while ready < pending.count && (horizon == .max || pending[ready].time < horizon) { ready += 1 }
+        guard ready > 0 else { return }
+        for t in pending[..<ready] { emit(result(for: t, final: true)) }
+        let users = Set(pending[..<ready].map(\.user))
+        pending.removeFirst(ready)
+        for user in users { prune(&rides[Int(user)]) }
     }
 
     func result(for t: Ticket, final: Bool) -> MatchResult {
@@ -226,6 +226,6 @@ public final class TicketRideMatcher {
             if u == rides.count { rides.append([]) }  // older checkpoints listed only users with rides
             pending.append(Ticket(id: id, user: Int32(u), time: try r.int64(), offset: try r.int64()))
         }
-        oldestPending = pending.map(\.time).min()
+        pending.sort { ($0.time, $0.offset) < ($1.time, $1.offset) }
     }
 }
