@@ -133,6 +133,28 @@ import KappaTesting
         #expect(TimestampNanos(nanos).description == text)
     }
 
+    /// The eight-digits-at-a-time path for "SSSSSSSSSS.FFFFFFFFF" agrees with the
+    /// digit-by-digit one, and declines (nil) any string of that length with a non-digit.
+    @Test func nanosecondFastPathAgreesWithTheGeneralParser() {
+        var rng = SeededRandom(seed: 0x7135_0002)
+        let noise: [UInt8] = Array(" +-.e:/Z".utf8) + [0x2F, 0x3A, 0x00, 0xFF, 0x80, 0xB0]
+        for i in 0..<20_000 {
+            var bytes = (0..<20).map { _ in UInt8(ascii: "0") + UInt8.random(in: 0...9, using: &rng) }
+            bytes[10] = UInt8(ascii: ".")
+            if i % 3 == 0 { bytes[Int.random(in: 0..<20, using: &rng)] = noise.randomElement(using: &rng)! }
+            if i % 7 == 0 { bytes[0] = UInt8(ascii: "9") }  // at or above 9e9 s: declined
+            bytes.withUnsafeBytes { b in
+                let fast = EventTime.parseNanosecondDecimal(b)
+                let slow = EventTime.parseSimpleDecimal(b)
+                if let fast { #expect(fast == slow, "\(String(decoding: bytes, as: UTF8.self))") }
+                let allDigits = bytes.enumerated().allSatisfy { $0.offset == 10 ? $0.element == UInt8(ascii: ".") : EventTime.isDigit($0.element) }
+                #expect((fast != nil) == (allDigits && slow != nil), "\(String(decoding: bytes, as: UTF8.self))")
+            }
+        }
+        #expect(Self.parse("1457741203.915452601") == .success(1_457_741_203_915_452_601))
+        #expect(Self.parse("0000000000.000000001") == .success(1))
+    }
+
     @Test func decimalSecondsRoundTripsRandomValues() {
         var rng = SeededRandom(seed: 0x7135_0001)
         let bound = Int64(1) << 62
