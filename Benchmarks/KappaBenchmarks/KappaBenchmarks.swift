@@ -88,6 +88,7 @@ let benchmarks = {
         let child = Process()
         child.executableURL = URL(fileURLWithPath: Fixture.kappa)
         child.arguments = ["consume", "live", "--follow", "--from-beginning", "--data", dir]
+        child.environment = Fixture.childEnvironment
         let pipe = Pipe()
         child.standardOutput = pipe
         try! child.run()
@@ -218,6 +219,7 @@ let streamBenchmarks = {
         let daemon = Process()
         daemon.executableURL = URL(fileURLWithPath: Fixture.kappa)
         daemon.arguments = ["process", job, "--data", live]
+        daemon.environment = Fixture.childEnvironment
         daemon.standardError = FileHandle(forWritingAtPath: "/dev/null")
         try! daemon.run()
         while !dir.topicExists("live-out.v1") { usleep(10_000) }

@@ -75,7 +75,9 @@ enum StreamFixture {
         posix_spawn_file_actions_addopen(&actions, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
         let start = monotonicNanos()
-        precondition(posix_spawn(&pid, executable, &actions, nil, argv, environ) == 0, "spawn \(executable)")
+        let envp = Fixture.childEnvironment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { envp.forEach { free($0) } }
+        precondition(posix_spawn(&pid, executable, &actions, nil, argv, envp) == 0, "spawn \(executable)")
         var status: Int32 = 0
         var usage = rusage()
         _ = wait4(pid, &status, 0, &usage)
