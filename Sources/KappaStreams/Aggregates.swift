@@ -5,39 +5,51 @@ import KappaCore
 /// associative and commutative (exact decimals), so pre-aggregates from several
 /// partitions combine to the same bits in any order.
 public struct AggregateState: Equatable, Sendable {
+    /// One numeric field's running aggregates.
+    public struct Field: Equatable, Sendable {
+        public var count: Int64 = 0
+        public var sum = Decimal9(raw: 0)
+        public var min = Decimal9(raw: .max)
+        public var max = Decimal9(raw: .min)
+    }
+
     public var count: Int64 = 0
-    public var fieldCounts: [Int64]
-    public var sums: [Decimal9]
-    public var mins: [Decimal9]
-    public var maxs: [Decimal9]
+    /// Per numeric field, in one array: one allocation per state, one uniqueness check
+    /// per event.
+    public var fields: [Field]
 
     public init(fields: Int) {
-        fieldCounts = Array(repeating: 0, count: fields)
-        sums = Array(repeating: Decimal9(raw: 0), count: fields)
-        mins = Array(repeating: Decimal9(raw: .max), count: fields)
-        maxs = Array(repeating: Decimal9(raw: .min), count: fields)
+        self.fields = Array(repeating: Field(), count: fields)
     }
+
+    public var fieldCounts: [Int64] { fields.map(\.count) }
+    public var sums: [Decimal9] { fields.map(\.sum) }
+    public var mins: [Decimal9] { fields.map(\.min) }
+    public var maxs: [Decimal9] { fields.map(\.max) }
 
     /// Adds one event; `values[i]` nil when field i is missing, null or not a number.
     @inline(__always)
     public mutating func add(_ values: UnsafeBufferPointer<Decimal9?>) {
         count += 1
-        for i in 0..<fieldCounts.count {
-            guard let v = values[i] else { continue }
-            fieldCounts[i] += 1
-            sums[i] = sums[i] + v
-            if v < mins[i] { mins[i] = v }
-            if v > maxs[i] { maxs[i] = v }
+        fields.withUnsafeMutableBufferPointer { f in
+            for i in 0..<f.count {
+                guard let v = values[i] else { continue }
+                f[i].count += 1
+                f[i].sum = f[i].sum + v
+                if v < f[i].min { f[i].min = v }
+                if v > f[i].max { f[i].max = v }
+            }
         }
     }
 
     public mutating func merge(_ o: AggregateState) {
         count += o.count
-        for i in 0..<fieldCounts.count {
-            fieldCounts[i] += o.fieldCounts[i]
-            sums[i] = sums[i] + o.sums[i]
-            if o.mins[i] < mins[i] { mins[i] = o.mins[i] }
-            if o.maxs[i] > maxs[i] { maxs[i] = o.maxs[i] }
+        for i in fields.indices {
+            let b = o.fields[i]
+            fields[i].count += b.count
+            fields[i].sum = fields[i].sum + b.sum
+            if b.min < fields[i].min { fields[i].min = b.min }
+            if b.max > fields[i].max { fields[i].max = b.max }
         }
     }
 
@@ -53,15 +65,16 @@ public struct AggregateState: Equatable, Sendable {
                 continue
             }
             let i = fields.firstIndex(of: f)!
-            guard fieldCounts[i] > 0 else {
+            let field = self.fields[i]
+            guard field.count > 0 else {
                 out.append(contentsOf: (a.kind == .sum ? "0" : "null").utf8)
                 continue
             }
             switch a.kind {
-            case .sum: sums[i].append(to: &out)
-            case .min: mins[i].append(to: &out)
-            case .max: maxs[i].append(to: &out)
-            case .avg: sums[i].divided(by: fieldCounts[i]).append(to: &out)
+            case .sum: field.sum.append(to: &out)
+            case .min: field.min.append(to: &out)
+            case .max: field.max.append(to: &out)
+            case .avg: field.sum.divided(by: field.count).append(to: &out)
             case .count: appendInteger(count, to: &out)
             }
         }
@@ -69,11 +82,11 @@ public struct AggregateState: Equatable, Sendable {
 
     func encode(into w: ByteWriter) {
         w.put(count)
-        for i in 0..<fieldCounts.count {
-            w.put(fieldCounts[i])
-            w.put(sums[i])
-            w.put(mins[i])
-            w.put(maxs[i])
+        for f in fields {
+            w.put(f.count)
+            w.put(f.sum)
+            w.put(f.min)
+            w.put(f.max)
         }
     }
 
@@ -81,10 +94,10 @@ public struct AggregateState: Equatable, Sendable {
         var s = AggregateState(fields: fields)
         s.count = try r.int64()
         for i in 0..<fields {
-            s.fieldCounts[i] = try r.int64()
-            s.sums[i] = try r.decimal()
-            s.mins[i] = try r.decimal()
-            s.maxs[i] = try r.decimal()
+            s.fields[i].count = try r.int64()
+            s.fields[i].sum = try r.decimal()
+            s.fields[i].min = try r.decimal()
+            s.fields[i].max = try r.decimal()
         }
         return s
     }
