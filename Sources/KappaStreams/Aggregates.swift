@@ -142,6 +142,11 @@ public struct Lineage: Equatable, Sendable {
     }
 
     public mutating func merge(_ o: Lineage) {
+        if o.more == nil, let f = o.first {  // the common case: one partition, no dictionary
+            add(partition: f.partition, offset: f.low)
+            add(partition: f.partition, offset: f.high)
+            return
+        }
         for (p, r) in o.ranges {
             add(partition: p, offset: r.lowerBound)
             add(partition: p, offset: r.upperBound)
@@ -155,6 +160,14 @@ public struct Lineage: Equatable, Sendable {
     }
 
     func encode(into w: ByteWriter) {
+        if more == nil {  // the common case, in the same bytes as below
+            guard let f = first else { return w.put(0) }
+            w.put(1)
+            w.put(Int64(f.partition))
+            w.put(f.low)
+            w.put(f.high)
+            return
+        }
         let all = ranges
         w.put(all.count)
         for p in all.keys.sorted() {
