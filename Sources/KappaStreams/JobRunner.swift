@@ -109,8 +109,8 @@ public final class JobRunner {
 
     public func checkpointAll() throws(KappaError) {
         // A task with nothing new since its last checkpoint has that checkpoint on disk
-        // already (or none, and restarting from offset 0 with empty state is the same).
-        for p in tasks.keys.sorted() where tasks[p]!.needsCheckpoint { try tasks[p]!.checkpoint() }
+        // already; one that never checkpointed writes one (so `jobs describe` shows it).
+        for p in tasks.keys.sorted() where tasks[p]!.needsCheckpoint || !tasks[p]!.hasCheckpoint { try tasks[p]!.checkpoint() }
     }
 
     /// Checkpoints and leaves the group (the clean stop).

@@ -81,6 +81,7 @@ extension JobTask {
         try late.publish()
         try deadLetter.publish()
         changedSinceCheckpoint = false
+        hasCheckpoint = true
     }
 
     /// Loads the last checkpoint (or starts from offset 0), cuts the outputs back to it
@@ -89,6 +90,7 @@ extension JobTask {
         var outputEnds: (Offset, Offset, Offset) = (.zero, .zero, .zero)
         if FS.exists(checkpointPath) {
             outputEnds = try Self.readCheckpoint(checkpointPath) { (raw) throws(StateReader.Failure) in try decode(raw) }
+            hasCheckpoint = true
         }
         try output.rollBack(to: outputEnds.0)
         try late.rollBack(to: outputEnds.1)

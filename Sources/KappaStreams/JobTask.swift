@@ -68,6 +68,8 @@ public final class JobTask {
     public internal(set) var lateWritten: Int64 = 0
     var lastWatermark: (Int64, Bool)?
     var changedSinceCheckpoint = false
+    /// A checkpoint of this task exists (loaded at start or written since).
+    var hasCheckpoint = false
     var lastSyncNanos: Int64
     /// When the runner last checkpointed this task (monotonic clock).
     var lastCheckpointNanos: Int64 = monotonicNanos()
