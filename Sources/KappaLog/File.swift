@@ -42,6 +42,13 @@ public final class File {
         return Int64(st.st_size)
     }
 
+    /// The size, and whether the file still has a name (false once it was deleted).
+    public func sizeAndLinked() throws(KappaError) -> (size: Int64, linked: Bool) {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw KappaError.io("fstat", path: path, errno: errno) }
+        return (Int64(st.st_size), st.st_nlink > 0)
+    }
+
     /// Reads up to `count` bytes at `position` into `buffer`; returns bytes read (0 = EOF).
     public func read(into buffer: UnsafeMutableRawPointer, count: Int, at position: Int64) throws(KappaError) -> Int {
         var done = 0

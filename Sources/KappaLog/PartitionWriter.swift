@@ -237,15 +237,57 @@ public final class PartitionWriter {
     }
 
     /// Brings this writer's view of the tail up to date. Caller holds the lock. Fast when
-    /// nobody else appended: one directory listing and one fstat.
+    /// nobody else appended: one directory listing and one fstat; when others appended
+    /// to the same segment, a scan of just their batches (`catchUp`).
     func syncTail() throws(KappaError) {
         let bases = try SegmentFiles.bases(in: directory)
         guard let last = bases.last else {
             active = try openSegment(base: .zero, create: true)
             return
         }
-        if let a = active, a.base == last, try a.log.size() == a.size { return }
+        if var a = active, a.base == last {
+            let size = try a.log.size()
+            if size == a.size { return }
+            if size > a.size, a.size > 0, a.firstBatchMaxTimestampMillis != nil, try catchUp(&a, to: size) {
+                active = a
+                return
+            }
+        }
         try recover(base: last)
+    }
+
+    /// Another writer appended whole batches after this one's last view of the active
+    /// segment: validate just those bytes (framing, offsets, CRC, records) and move past
+    /// them, appending later index entries after the ones that writer added. A full
+    /// recovery would rescan from the last index entry and rewrite both index files on
+    /// every such append. False when the new bytes do not scan cleanly to the end of the
+    /// file (a torn or corrupt tail): recovery decides then.
+    private func catchUp(_ a: inout Active, to size: Int64) throws(KappaError) -> Bool {
+        let scanner = SegmentScanner(file: a.log, codec: codec, scratch: scratch, validateRecords: true)
+        let r = try scanner.scan(from: FilePosition(a.size), expected: a.nextOffset, fileBytes: size, keepBatches: false)
+        guard r.stop == .endOfFile, r.endPosition.rawValue == size else { return false }
+        a.bytesSinceIndexEntry += Int(size - a.size)
+        a.size = size
+        a.nextOffset = r.nextOffset
+        a.maxTimestampMillis = max(a.maxTimestampMillis, r.maxTimestampMillis)
+        // The index files as they are now (others wrote entries, or a recovery rewrote
+        // them); whole entries only: a partial one (a writer killed mid-write) is
+        // overwritten. Files deleted under this writer: recovery recreates them.
+        let (indexBytes, indexLinked) = try a.index.sizeAndLinked()
+        let (timeBytes, timeLinked) = try a.timeIndex.sizeAndLinked()
+        guard indexLinked, timeLinked else { return false }
+        a.indexBytes = indexBytes - indexBytes % Int64(OffsetIndex.entryBytes)
+        a.timeIndexBytes = timeBytes - timeBytes % Int64(TimeIndex.entryBytes)
+        // Later time entries continue from the file's last one, whoever wrote it.
+        a.lastTimeIndexMillis = .min
+        a.lastTimeIndexOffset = nil
+        if a.timeIndexBytes >= TimeIndex.entryBytes {
+            let last = try a.timeIndex.read(count: TimeIndex.entryBytes, at: a.timeIndexBytes - Int64(TimeIndex.entryBytes))
+            guard last.count == TimeIndex.entryBytes else { return false }
+            a.lastTimeIndexMillis = last.withUnsafeBytes { $0.loadBigEndian(at: 0, as: Int64.self) }
+            a.lastTimeIndexOffset = a.base + Int64(last.withUnsafeBytes { $0.loadBigEndian(at: 8, as: UInt32.self) })
+        }
+        return true
     }
 
     /// Re-validates the tail of segment `base` from its last trusted index entry and
