@@ -79,9 +79,19 @@ enum Fixture {
     /// which slows every allocation of the program under test (not of its baseline).
     static let childEnvironment: [String: String] = ProcessInfo.processInfo.environment.filter { $0.key != "LD_PRELOAD" }
 
+    /// Outputs are discarded into /dev/null; where it has become a regular file (it was,
+    /// once, on this machine), every byte written costs a copy into memory and the
+    /// ratios are meaningless. Refuse to measure then.
+    static let checkDevNull: Void = {
+        var st = stat()
+        precondition(stat("/dev/null", &st) == 0 && (st.st_mode & S_IFMT) == S_IFCHR,
+                     "/dev/null is not a character device: recreate it (rm /dev/null; mknod -m 666 /dev/null c 1 3) before benchmarking")
+    }()
+
     /// Runs a command (stdout to `stdoutPath`); returns wall-clock nanoseconds.
     @discardableResult
     static func run(_ executable: String, _ arguments: [String], stdoutPath: String = "/dev/null") -> Int64 {
+        _ = Fixture.checkDevNull
         let p = Process()
         p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = arguments

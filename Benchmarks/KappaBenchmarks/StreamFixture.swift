@@ -66,6 +66,7 @@ enum StreamFixture {
     /// replay reports of itself (VmHWM: a spawned child's rusage would also count the
     /// parent's pages it shared before exec).
     static func measure(_ executable: String, _ arguments: [String]) -> (nanos: Int64, maxRSSKiB: Int) {
+        _ = Fixture.checkDevNull
         var pid: pid_t = 0
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }

@@ -78,9 +78,13 @@ final class ConsumeSession {
     static let waitMillis: Int32 = 100
 
     let topic: String
+    /// `--max`, read once: an option's getter is generic and costs a metadata lookup,
+    /// far too much to pay per record.
+    let max: Int?
 
     init(command: ConsumeCommand) throws(KappaError) {
         self.command = command
+        max = command.max
         directory = DataDirectory(root: command.data.path)
         // A job's output name stands for its current version's topic (OUTPUT.vN).
         if !directory.topicExists(command.topic), let resolved = try JobRegistry(directory: directory).currentOutputTopic(for: command.topic) {
@@ -95,7 +99,7 @@ final class ConsumeSession {
         }
     }
 
-    var remaining: Int { command.max.map { $0 - printed } ?? .max }
+    var remaining: Int { max.map { $0 - printed } ?? .max }
 
     /// Runs the loop; whatever was printed before an error still reaches stdout.
     func run() throws(KappaError) {
