@@ -79,9 +79,9 @@ enum Fixture {
     /// which slows every allocation of the program under test (not of its baseline).
     static let childEnvironment: [String: String] = ProcessInfo.processInfo.environment.filter { $0.key != "LD_PRELOAD" }
 
-    /// Outputs are discarded into /dev/null; where it has become a regular file (it was,
-    /// once, on this machine), every byte written costs a copy into memory and the
-    /// ratios are meaningless. Refuse to measure then.
+    /// Outputs are discarded into /dev/null; where it has become a regular file (this
+    /// harness once made it one, see `run`), every byte written costs a copy into memory
+    /// and the ratios are meaningless. Refuse to measure then.
     static let checkDevNull: Void = {
         var st = stat()
         precondition(stat("/dev/null", &st) == 0 && (st.st_mode & S_IFMT) == S_IFCHR,
@@ -96,8 +96,11 @@ enum Fixture {
         p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = arguments
         p.environment = childEnvironment
-        FileManager.default.createFile(atPath: stdoutPath, contents: nil)
-        p.standardOutput = FileHandle(forWritingAtPath: stdoutPath)
+        // open(2), not FileManager.createFile: that writes a new file and renames it over
+        // the path, which for a root process turned /dev/null into a regular file.
+        let fd = open(stdoutPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        precondition(fd >= 0, "open \(stdoutPath)")
+        p.standardOutput = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         p.standardError = FileHandle(forWritingAtPath: "/dev/null")
         let start = monotonicNanos()
         try! p.run()
