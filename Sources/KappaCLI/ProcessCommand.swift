@@ -79,6 +79,8 @@ final class JobService: Service, @unchecked Sendable {
                 // Caught up once every owned task read nothing in two rounds in a row
                 // (the second round sees what the first sent through the repartition topic).
                 if untilCaughtUp && idleRounds >= 2 && runner.tasks.count == Int(runner.partitions) { break }
+                // A replay confirms at once; waiting belongs to live processing.
+                if untilCaughtUp && idleRounds == 1 { continue }
                 for d in runner.watchedDirectories { watcher.watch(d) }
                 watcher.wait(timeoutMillis: 50)
             } else {
