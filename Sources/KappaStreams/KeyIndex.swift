@@ -10,12 +10,12 @@ import Darwin
 ///
 /// Hand-written because Swift's `Dictionary` needs an owned `Hashable` key per lookup —
 /// a String built from the bytes (UTF-8 validation, NFC-aware hashing) cost about a
-/// fifth of a windowed replay — and no mirrored package maps borrowed bytes.
+/// tenth of a windowed replay's CPU — and no mirrored package maps borrowed bytes.
 /// Open addressing with linear probing (load at most 0.7); a slot holds 32 bits of the
 /// hash, the id and the key's first 16 bytes, so looking up a key of up to 16 bytes (ids,
 /// cities) in a table far larger than the cache touches one cache line. Longer keys'
-/// bytes live in an arena. The hash is seeded per process, so crafted keys cannot be aimed at
-/// one chain. Append-only: an operator that forgets keys drops its whole index (a
+/// bytes live in an arena. The hash is seeded per process, so crafted keys cannot be
+/// aimed at one chain. Append-only: an operator that forgets keys drops its whole index (a
 /// closed window) or keeps its keys for good (the matcher's users).
 ///
 /// Ids follow first appearance, so anything ordered by id is as deterministic as the
