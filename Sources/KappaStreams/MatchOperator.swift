@@ -97,14 +97,21 @@ public final class TicketRideMatcher {
         return u
     }
 
-    /// `addRide` with the user's UTF-8 bytes as they lie in the record: the hot path.
-    public func addRide(user: UnsafeRawBufferPointer, id: String, time: Int64, offset: Int64) -> Bool {
-        let st = max(ridesStreamTime ?? time, time)
-        ridesStreamTime = st
-        if time < st - spec.graceNanos {
-            lateRides += 1
+    /// Advances a topic's stream time; false (counted) when `time` is more than grace behind it.
+    @inline(__always)
+    private func onTime(_ time: Int64, streamTime: inout Int64?, late: inout Int64) -> Bool {
+        let st = max(streamTime ?? time, time)
+        streamTime = st
+        guard time >= st - spec.graceNanos else {
+            late += 1
             return false
         }
+        return true
+    }
+
+    /// `addRide` with the user's UTF-8 bytes as they lie in the record: the hot path.
+    public func addRide(user: UnsafeRawBufferPointer, id: String, time: Int64, offset: Int64) -> Bool {
+        guard onTime(time, streamTime: &ridesStreamTime, late: &lateRides) else { return false }
         let u = userId(user)
         rideCount += 1
         // In place: no copy of the user's list.
@@ -116,12 +123,7 @@ public final class TicketRideMatcher {
     }
 
     public func addTicket(user: UnsafeRawBufferPointer, id: String, time: Int64, offset: Int64) -> Bool {
-        let st = max(ticketsStreamTime ?? time, time)
-        ticketsStreamTime = st
-        if time < st - spec.graceNanos {
-            lateTickets += 1
-            return false
-        }
+        guard onTime(time, streamTime: &ticketsStreamTime, late: &lateTickets) else { return false }
         var i = pending.count
         while i > 0 && (pending[i - 1].time, pending[i - 1].offset) > (time, offset) { i -= 1 }
         pending.insert(Ticket(id: id, user: Int32(userId(user)), time: time, offset: offset), at: i)
