@@ -23,16 +23,7 @@ final class TaskOutput {
     }
 
     func append(key: [UInt8]?, value: [UInt8], timestamp: TimestampNanos, headers: [RecordHeader]) {
-        value.withUnsafeBytes { v in
-            if let key {
-                key.withUnsafeBytes { k in builder.append(key: k, value: v, timestamp: timestamp, headers: headers) }
-            } else {
-                builder.append(key: nil, value: v, timestamp: timestamp, headers: headers)
-            }
-        }
-        appended += 1
-        unpublished = true
-        sealIfFull()
+        value.withUnsafeBytes { append(key: key, value: $0, timestamp: timestamp, headers: headers) }
     }
 
     func append(key: [UInt8]?, value: UnsafeRawBufferPointer, timestamp: TimestampNanos, headers: [RecordHeader]) {
