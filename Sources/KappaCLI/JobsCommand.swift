@@ -50,50 +50,61 @@ struct JobsCommand: ParsableCommand {
 
         func describe(_ v: JobRecord.Version, record: JobRecord, dir: DataDirectory, registry: JobRegistry) throws(KappaError) -> String {
             let def = v.definition
-            let partitions = dir.topicExists(def.inputs[0]) ? try dir.topicConfig(def.inputs[0]).partitions : 0
             let store = try GroupStore(directory: dir, group: "\(def.name).v\(v.version)")
+            // Inputs deleted since: nothing to show per task.
+            let plan = def.inputs.allSatisfy(dir.topicExists) ? try JobPlan.make(def, directory: dir) : nil
             var tasks: [String] = []
             var notes: [String] = []
-            for p in 0..<partitions {
-                let status = (try? File(path: registry.checkpointPath(def.name, v.version, task: p).replacingOccurrences(of: ".ckpt", with: ".status.json"), mode: .readOnly).readAll())
-                    .map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) } ?? "{\"task\":\(p),\"checkpoint\":null"
-                var lags: [String] = []
-                var totalLag: Int64 = 0
-                let offsets = parseOffsets(status)
-                for t in def.inputs {
-                    let end = try PartitionStatus.read(dir, TopicPartition(t, p)).endOffset
-                    let lag = end.rawValue - (offsets[t] ?? 0)
-                    totalLag += lag
-                    lags.append("\(JSONEscape.quoted(t)):\(lag)")
+            for p in 0..<(plan?.tasks ?? 0) {
+                let path = registry.statusPath(def.name, v.version, task: p)
+                var lag: [String: Int64] = [:]
+                var status: TaskStatus?
+                if FS.exists(path) { status = try TaskStatus.decode(try File(path: path, mode: .readOnly).readAll(limit: 1 << 24), path: path) }
+                for input in plan!.inputs where p < input.partitions {
+                    let end = try PartitionStatus.read(dir, TopicPartition(input.topic, p)).endOffset
+                    lag[input.topic] = end.rawValue - (status?.inputOffsets[input.topic] ?? 0)
                 }
-                let owner = try store.owner(TopicPartition(def.inputs[0], p))
-                var body = status
-                if body.hasSuffix("}") { body.removeLast() }
-                tasks.append(body + ",\"lag\":{\(lags.joined(separator: ","))},\"owner\":\(owner.map(JSONEscape.quoted) ?? "null")}")
-                if status.contains("\"idle_inputs\":[\"") { notes.append("task \(p): idle inputs no longer hold results back (idle_timeout)") }
-                if status.contains("\"watermark\":null") && totalLag == 0 {
-                    notes.append("task \(p): final windows wait for every input partition to report a stream time; a partition with no records holds them back (see idle_timeout)")
+                if plan!.repartitioned {
+                    let topic = JobRegistry.repartitionTopic(def, v.version)
+                    if dir.topicExists(topic) {
+                        lag[topic] = try PartitionStatus.read(dir, TopicPartition(topic, p)).endOffset.rawValue - (status?.repartitionOffset ?? 0)
+                    }
                 }
-                if totalLag == 0, status.contains("\"pending_tickets\":"), !status.contains("\"pending_tickets\":0") {
-                    notes.append("task \(p): tickets wait for the rides' stream time to pass ticket time + grace; if rides stopped arriving, they wait until rides arrive (or idle_timeout)")
+                let owner = try store.owner(TopicPartition(JobRegistry.outputTopic(def, v.version), p))
+                guard var s = status else {
+                    let lags = lag.keys.sorted().map { "\(JSONEscape.quoted($0)):\(lag[$0]!)" }.joined(separator: ",")
+                    tasks.append("{\"task\":\(p),\"checkpoint\":null,\"lag\":{\(lags)},\"owner\":\(owner.map(JSONEscape.quoted) ?? "null")}")
+                    continue
                 }
+                s.lag = lag
+                s.owner = owner
+                tasks.append(String(decoding: s.json(), as: UTF8.self))
+                notes += Self.notes(s, task: p, caughtUp: lag.values.allSatisfy { $0 == 0 })
             }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
-            let defJSON = (try? String(decoding: encoder.encode(def), as: UTF8.self)) ?? "null"
-            return "{\"job\":\(JSONEscape.quoted(def.name)),\"version\":\(v.version),\"current\":\(record.current == v.version),\"kind\":\"\(def.kind)\",\"output_topic\":\(JSONEscape.quoted(JobRegistry.outputTopic(def, v.version))),\"caught_up\":\(v.caughtUpMillis != nil),\"tasks\":[\(tasks.joined(separator: ","))],\"notes\":[\(notes.map(JSONEscape.quoted).joined(separator: ","))],\"definition\":\(defJSON)}"
+            let defJSON = (try? String(decoding: encoder.encode(def), as: UTF8.self)) ?? "null"  // plain Codable values: cannot fail
+            let planJSON = plan.map { plan in
+                "{\"tasks\":\(plan.tasks),\"inputs\":[" + plan.inputs.map { i in
+                    "{\"topic\":\(JSONEscape.quoted(i.topic)),\"partitions\":\(i.partitions),\"key_field\":\(JSONEscape.quoted(i.keyField)),\"route\":\"\(i.route.rawValue)\"}"
+                }.joined(separator: ",") + "],\"explanation\":[" + plan.explanation(keyField: def.keyField).map(JSONEscape.quoted).joined(separator: ",") + "]}"
+            } ?? "null"
+            return "{\"job\":\(JSONEscape.quoted(def.name)),\"version\":\(v.version),\"current\":\(record.current == v.version),\"kind\":\"\(def.kind)\",\"output_topic\":\(JSONEscape.quoted(JobRegistry.outputTopic(def, v.version))),\"caught_up\":\(v.caughtUpMillis != nil),\"plan\":\(planJSON),\"tasks\":[\(tasks.joined(separator: ","))],\"notes\":[\(notes.map(JSONEscape.quoted).joined(separator: ","))],\"definition\":\(defJSON)}"
         }
 
-        func parseOffsets(_ status: String) -> [String: Int64] {
-            guard let r = status.range(of: "\"input_offsets\":{") else { return [:] }
-            let body = status[r.upperBound...].prefix { $0 != "}" }
-            var out: [String: Int64] = [:]
-            for pair in body.split(separator: ",") {
-                let kv = pair.split(separator: ":")
-                guard kv.count == 2 else { continue }
-                out[kv[0].trimmingCharacters(in: CharacterSet(charactersIn: "\""))] = Int64(kv[1])
+        /// What holds a caught-up task's results back, in words.
+        static func notes(_ s: TaskStatus, task p: Int32, caughtUp: Bool) -> [String] {
+            var notes: [String] = []
+            if !s.idleInputs.isEmpty { notes.append("task \(p): idle inputs no longer hold results back (idle_timeout)") }
+            guard caughtUp else { return notes }
+            let silent = s.sources.filter { $0.streamTime == nil && !$0.idle }.map(\.source)
+            if !silent.isEmpty {
+                notes.append("task \(p): results wait for every source partition to report a stream time; \(silent.joined(separator: ", ")) \(silent.count == 1 ? "has" : "have") no records yet (see idle_timeout)")
             }
-            return out
+            if let pending = s.pendingTickets, pending > 0 {
+                notes.append("task \(p): \(pending) tickets wait for the rides' watermark to pass ticket time + grace; if rides stopped arriving, they wait until rides arrive (or idle_timeout)")
+            }
+            return notes
         }
     }
 

@@ -95,12 +95,9 @@ final class JobService: Service, @unchecked Sendable {
     func printStatus(records: Int, seconds: Double) {
         var lag: Int64 = 0
         if let p = try? runner.progress() { lag = p.total - p.done }
-        let statuses = runner.tasks.values.map { $0.statusJSON() }
-        let late = runner.tasks.values.reduce(Int64(0)) { $0 + $1.lateWritten }
-        let streamTime = statuses.compactMap { s -> String? in
-            guard let r = s.range(of: "time\":\"") else { return nil }
-            return String(s[r.upperBound...].prefix { $0 != "\"" })
-        }.max() ?? "-"
+        let statuses = runner.tasks.values.map { $0.status() }
+        let late = statuses.reduce(Int64(0)) { $0 + $1.late }
+        let streamTime = runner.tasks.values.compactMap(\.streamTime).max()?.decimalSeconds ?? "-"
         Stderr.line("\(runner.definition.name).v\(runner.version): \(formatRate(records, seconds: seconds)) records/s, lag \(lag), stream time \(streamTime), late \(late), tasks \(runner.tasks.keys.sorted())")
     }
 }

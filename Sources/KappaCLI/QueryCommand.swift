@@ -32,8 +32,7 @@ struct QueryCommand: ParsableCommand {
             // Open rows first, then final ones: a window finalised between the two reads
             // is then found final, and a row both final and still open in a checkpoint not
             // yet rewritten (a sender's partial) is shown once, as final.
-            let partitions = try dir.topicConfig(def.inputs[0]).partitions
-            let open = try JobTask.openResults(directory: dir, definition: def, version: n, partitions: partitions)
+            let open = try JobTask.openResults(directory: dir, definition: def, version: n)
             let final = try ResultReader.rows(directory: dir, definition: def, version: n)
             let finalIds = Set(final.map(\.identity))
             let out = StdoutWriter()

@@ -19,15 +19,22 @@ public struct RecordHeader: Equatable, Sendable {
 /// cover. Not thread-safe; reuse one builder per partition.
 public final class RecordBatchBuilder {
     public let compression: CompressionCodec
-    private let records = ByteWriter(capacity: Limits.batchTargetBytes + (64 << 10))
+    private let records: ByteWriter
+    /// The batch is full once its records reach this many bytes (before compression).
+    public let targetBytes: Int
     public private(set) var count: Int32 = 0
     private var baseTimestampMillis: Int64 = 0
     private var maxTimestampMillis: Int64 = .min
     private static let nsHeaderKey = Array(RecordBatchLayout.subMilliNanosHeader.utf8)
 
-    public init(compression: CompressionCodec) {
+    /// `targetBytes`: smaller batches where many builders live at once (a task's
+    /// repartition sender keeps one per destination partition).
+    public init(compression: CompressionCodec, targetBytes: Int = Limits.batchTargetBytes) {
         precondition(compression == .none || compression == .lz4, "Kappa writes only none and lz4")
+        precondition(targetBytes > 0 && targetBytes <= Limits.batchTargetBytes)
         self.compression = compression
+        self.targetBytes = targetBytes
+        records = ByteWriter(capacity: targetBytes + (64 << 10))
     }
 
     public var isEmpty: Bool { count == 0 }
@@ -36,7 +43,7 @@ public final class RecordBatchBuilder {
     public var recordsBytes: Int { records.count }
 
     /// True once the batch should be sealed (size or count target reached).
-    public var isFull: Bool { records.count >= Limits.batchTargetBytes || count >= Int32(Limits.batchRecordsMax) }
+    public var isFull: Bool { records.count >= targetBytes || count >= Int32(Limits.batchRecordsMax) }
 
     /// Appends one record. `key` nil means a null key.
     public func append(key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer, timestamp: TimestampNanos, headers: [RecordHeader] = []) {

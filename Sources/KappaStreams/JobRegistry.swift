@@ -46,6 +46,8 @@ public struct JobRegistry: Sendable {
     public func jobPath(_ job: String) -> String { jobsPath + "/" + job }
     public func versionPath(_ job: String, _ version: Int) -> String { jobPath(job) + "/v\(version)" }
     public func checkpointPath(_ job: String, _ version: Int, task: Int32) -> String { versionPath(job, version) + "/tasks/\(task).ckpt" }
+    /// The task's `TaskStatus`, written beside its checkpoint.
+    public func statusPath(_ job: String, _ version: Int, task: Int32) -> String { versionPath(job, version) + "/tasks/\(task).status.json" }
 
     public static func outputTopic(_ def: JobDefinition, _ version: Int) -> String { "\(def.output).v\(version)" }
     public static func lateTopic(_ def: JobDefinition, _ version: Int) -> String { "\(def.name).v\(version).late" }

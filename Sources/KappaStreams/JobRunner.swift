@@ -4,8 +4,9 @@ import KappaFormat
 import KappaGroups
 import KappaLog
 
-/// Runs the tasks of one job version that this process owns. Tasks are partitions of
-/// the first input, handed out by a consumer group named `JOB.vN`: several processes
+/// Runs the tasks of one job version that this process owns. Tasks (see `JobPlan`) are
+/// the partitions of the version's output topic, handed out by a consumer group named
+/// `JOB.vN`: several processes
 /// running the same version split its tasks, and when one dies the others take its
 /// tasks over within a rebalance (their checkpoints make that exactly-once).
 /// The caller drives it: `runOnce()` in a loop, waiting on the inputs when it returns 0.
@@ -13,15 +14,16 @@ import KappaLog
 public final class JobRunner {
     public let definition: JobDefinition
     public let version: Int
-    public let partitions: Int32
+    public let plan: JobPlan
+    public var partitions: Int32 { plan.tasks }
     let directory: DataDirectory
     let member: GroupMember
     let fsync: FsyncPolicy
     let clock: any WallClock
     public private(set) var tasks: [Int32: JobTask] = [:]
     private var lastRebalanceNanos: Int64 = 0
-    /// The repartition topic's writer, shared by this process's tasks (windowed jobs
-    /// that repartition).
+    /// The repartition topic's writer, shared by this process's tasks (jobs that
+    /// re-key an input).
     private var repartitionWriter: SharedTopicWriter?
     /// A busy task checkpoints at most this often; an idle one as soon as it has news.
     public var checkpointIntervalNanos: Int64 = 1_000_000_000
@@ -36,9 +38,9 @@ public final class JobRunner {
         self.version = version
         self.fsync = fsync
         self.clock = clock
-        partitions = try JobVersions.prepare(definition, version: version, directory: directory)
+        plan = try JobVersions.prepare(definition, version: version, directory: directory)
         let store = try GroupStore(directory: directory, group: "\(definition.name).v\(version)")
-        member = try GroupMember(store: store, id: memberId, topics: [definition.inputs[0]])
+        member = try GroupMember(store: store, id: memberId, topics: [JobRegistry.outputTopic(definition, version)])
     }
 
     deinit { member.leave() }
@@ -54,11 +56,11 @@ public final class JobRunner {
             tasks[tp.partition] = nil
         }
         for tp in change.acquired {
-            if repartitionWriter == nil, try JobTask.needsRepartition(definition, directory: directory) {
+            if repartitionWriter == nil, plan.repartitioned {
                 repartitionWriter = try SharedTopicWriter(directory: directory, topic: JobRegistry.repartitionTopic(definition, version))
             }
             tasks[tp.partition] = try JobTask(directory: directory, definition: definition, version: version, task: tp.partition,
-                                              partitions: partitions, fsync: fsync, clock: clock, repartitionWriter: repartitionWriter)
+                                              plan: plan, fsync: fsync, clock: clock, repartitionWriter: repartitionWriter)
         }
     }
 
@@ -122,12 +124,7 @@ public final class JobRunner {
 
     /// Directories to watch for new input.
     public var watchedDirectories: [String] {
-        var dirs: [String] = []
-        for p in tasks.keys {
-            for topic in definition.inputs { dirs.append(directory.partitionPath(TopicPartition(topic, p))) }
-            if tasks[p]!.isRepartitioned { dirs.append(directory.partitionPath(TopicPartition(JobRegistry.repartitionTopic(definition, version), p))) }
-        }
-        return dirs
+        tasks.values.flatMap { $0.readPartitions.map(directory.partitionPath) }
     }
 
     /// Records read so far and records in the inputs now, over the owned tasks.
@@ -135,7 +132,7 @@ public final class JobRunner {
         var done: Int64 = 0
         var total: Int64 = 0
         for t in tasks.values {
-            for (tp, position) in t.inputs.map({ ($0.reader.topicPartition, $0.position) }) {
+            for (tp, position) in t.inputPositions {
                 let status = try PartitionStatus.read(directory, tp)
                 done += position - status.startOffset
                 total += status.endOffset - status.startOffset
@@ -147,37 +144,27 @@ public final class JobRunner {
 
 /// Creating a version's topics and checking its inputs.
 public enum JobVersions {
-    /// Checks that the inputs exist and are co-partitioned; creates the version's output
-    /// and internal topics if missing. Returns the partition (= task) count.
+    /// Checks that the inputs exist; creates the version's output and internal topics if
+    /// missing. Returns the plan (tasks = partitions of each of those topics).
     @discardableResult
-    public static func prepare(_ def: JobDefinition, version: Int, directory: DataDirectory) throws(KappaError) -> Int32 {
-        let n = try checkInputs(def, directory: directory)
+    public static func prepare(_ def: JobDefinition, version: Int, directory: DataDirectory) throws(KappaError) -> JobPlan {
+        let plan = try JobPlan.make(def, directory: directory)
+        let n = plan.tasks
         let outputKey: String
         if case .match(let m) = def.operation { outputKey = m.ticketIdField } else { outputKey = def.keyField }
         try ensure(JobRegistry.outputTopic(def, version), TopicConfig(partitions: n, keyField: outputKey, transactional: true), directory)
         try ensure(JobRegistry.lateTopic(def, version), TopicConfig(partitions: n, keyField: def.keyField, transactional: true), directory)
         try ensure(JobRegistry.deadLetterTopic(def, version), TopicConfig(partitions: n, keyField: def.keyField, transactional: true, rawValues: true), directory)
-        if try JobTask.needsRepartition(def, directory: directory) {
+        if plan.repartitioned {
             try ensure(JobRegistry.repartitionTopic(def, version), TopicConfig(partitions: n, keyField: def.keyField), directory)
         }
-        return n
+        return plan
     }
 
-    /// Checks that the inputs exist and are co-partitioned; returns their partition count.
+    /// Checks that the inputs exist; returns the plan.
     @discardableResult
-    public static func checkInputs(_ def: JobDefinition, directory: DataDirectory) throws(KappaError) -> Int32 {
-        var partitions: Int32? = nil
-        for t in def.inputs {
-            guard directory.topicExists(t) else {
-                throw KappaError(.notFound, "job \(def.name): input topic '\(t)' does not exist (create it with: kappa topics create \(t) --partitions N)")
-            }
-            let n = try directory.topicConfig(t).partitions
-            if let p = partitions, p != n {
-                throw KappaError(.invalidArgument, "job \(def.name): inputs must have the same partition count (co-partitioning): '\(def.inputs[0])' has \(p), '\(t)' has \(n)")
-            }
-            partitions = n
-        }
-        return partitions!
+    public static func checkInputs(_ def: JobDefinition, directory: DataDirectory) throws(KappaError) -> JobPlan {
+        try JobPlan.make(def, directory: directory)
     }
 
     static func ensure(_ topic: String, _ config: TopicConfig, _ directory: DataDirectory) throws(KappaError) {

@@ -6,9 +6,11 @@ public struct MatchResult: Equatable, Sendable {
     public var ticketId: String
     public var user: String
     public var ticketTime: Int64
+    public var ticketPartition: Int32
     public var ticketOffset: Int64
     public var rideId: String?
     public var rideTime: Int64?
+    public var ridePartition: Int32?
     public var rideOffset: Int64?
     public var final: Bool
 
@@ -38,27 +40,32 @@ public struct MatchResult: Equatable, Sendable {
     }
 }
 
-/// Ride-to-ticket matching for one task (an as-of join of two co-partitioned topics):
-/// each ticket is matched to the same user's latest ride with `time_utc` at or before the
-/// ticket's (ties: the ride later in the log). Each topic has its own stream time. A
-/// ticket waits until the rides' stream time has passed its time + grace — every ride it
-/// could match has arrived unless it was late — then its match is final. A ride (or
-/// ticket) more than `grace` behind its own topic's stream time is late and ignored.
-/// Because lateness and finality depend on each topic's own order only, the result does
-/// not depend on how the two topics' reads interleave: a replay matches like the live run.
+/// Ride-to-ticket matching at the task that owns a set of users (an as-of join): each
+/// ticket is matched to the same user's latest ride with `time_utc` at or before the
+/// ticket's (ties: the ride later in its partition). Lateness is judged before a ride or
+/// ticket gets here, against the stream time of the partition it was read from
+/// (`StreamClock`): one more than `grace` behind is late and never added. Each topic has
+/// its own *watermark* — the smallest stream time among the partitions of that topic that
+/// send this task records (`SourceProgress`), set by the task. A ticket waits until the
+/// rides' watermark has passed its time + grace — every ride it could match has arrived
+/// unless it was late — then its match is final. Because lateness and finality depend on
+/// each partition's own order only, the result does not depend on how the partitions'
+/// reads interleave: a replay matches like the live run.
 ///
 /// Memory is bounded by the users, not the log: per user, rides older than every ticket
 /// that can still come are dropped, except the latest of them.
 public final class TicketRideMatcher {
     public let spec: MatchSpec
-    public private(set) var ridesStreamTime: Int64?
-    public private(set) var ticketsStreamTime: Int64?
-    public private(set) var lateRides: Int64 = 0
-    public private(set) var lateTickets: Int64 = 0
+    /// The rides' watermark: no on-time ride older than this minus grace can still come.
+    public var ridesWatermark: Int64?
+    /// The tickets' watermark: no on-time ticket older than this minus grace can still
+    /// come, so rides no such ticket can match are dropped.
+    public var ticketsWatermark: Int64?
 
     struct Ride: Equatable {
         var id: String
         var time: Int64
+        var partition: Int32
         var offset: Int64
     }
 
@@ -66,13 +73,14 @@ public final class TicketRideMatcher {
         var id: String
         var user: Int32  // in `users`
         var time: Int64
+        var partition: Int32
         var offset: Int64
     }
 
     private var users = KeyIndex(capacity: 1024)
-    private var rides: [[Ride]] = []  // by user id, ascending by (time, offset)
-    /// Tickets waiting for the rides to catch up, ascending by (time, offset): those
-    /// that become final are a prefix. Tickets arrive nearly in order (disorder is
+    private var rides: [[Ride]] = []  // by user id, ascending by (time, partition, offset)
+    /// Tickets waiting for the rides to catch up, ascending by (time, partition, offset):
+    /// those that become final are a prefix. Tickets arrive nearly in order (disorder is
     /// bounded by grace), so keeping the order costs an insertion near the end.
     private var pending: [Ticket] = []
     private var oldestPending: Int64? { pending.first?.time }
@@ -80,14 +88,14 @@ public final class TicketRideMatcher {
 
     public init(spec: MatchSpec) { self.spec = spec }
 
-    public func addRide(user: String, id: String, time: Int64, offset: Int64) -> Bool {
+    public func addRide(user: String, id: String, time: Int64, partition: Int32 = 0, offset: Int64) {
         var u = user
-        return u.withUTF8 { addRide(user: UnsafeRawBufferPointer($0), id: id, time: time, offset: offset) }
+        u.withUTF8 { addRide(user: UnsafeRawBufferPointer($0), id: id, time: time, partition: partition, offset: offset) }
     }
 
-    public func addTicket(user: String, id: String, time: Int64, offset: Int64) -> Bool {
+    public func addTicket(user: String, id: String, time: Int64, partition: Int32 = 0, offset: Int64) {
         var u = user
-        return u.withUTF8 { addTicket(user: UnsafeRawBufferPointer($0), id: id, time: time, offset: offset) }
+        u.withUTF8 { addTicket(user: UnsafeRawBufferPointer($0), id: id, time: time, partition: partition, offset: offset) }
     }
 
     @inline(__always)
@@ -97,49 +105,37 @@ public final class TicketRideMatcher {
         return u
     }
 
-    /// Advances a topic's stream time; false (counted) when `time` is more than grace behind it.
-    @inline(__always)
-    private func onTime(_ time: Int64, streamTime: inout Int64?, late: inout Int64) -> Bool {
-        let st = max(streamTime ?? time, time)
-        streamTime = st
-        guard time >= st - spec.graceNanos else {
-            late += 1
-            return false
-        }
-        return true
-    }
-
     /// `addRide` with the user's UTF-8 bytes as they lie in the record: the hot path.
-    public func addRide(user: UnsafeRawBufferPointer, id: String, time: Int64, offset: Int64) -> Bool {
-        guard onTime(time, streamTime: &ridesStreamTime, late: &lateRides) else { return false }
+    /// The ride must be on time (judged by the caller).
+    public func addRide(user: UnsafeRawBufferPointer, id: String, time: Int64, partition: Int32, offset: Int64) {
         let u = userId(user)
         rideCount += 1
-        // In place: no copy of the user's list.
+        // In place: no copy of the user's list. A user's rides come from one partition
+        // unless the rides topic is re-keyed; (time, partition, offset) orders them all.
         var i = rides[u].count
-        while i > 0 && (rides[u][i - 1].time, rides[u][i - 1].offset) > (time, offset) { i -= 1 }
-        rides[u].insert(Ride(id: id, time: time, offset: offset), at: i)
+        while i > 0 && (rides[u][i - 1].time, rides[u][i - 1].partition, rides[u][i - 1].offset) > (time, partition, offset) { i -= 1 }
+        rides[u].insert(Ride(id: id, time: time, partition: partition, offset: offset), at: i)
         prune(&rides[u])
-        return true
     }
 
-    public func addTicket(user: UnsafeRawBufferPointer, id: String, time: Int64, offset: Int64) -> Bool {
-        guard onTime(time, streamTime: &ticketsStreamTime, late: &lateTickets) else { return false }
+    /// Adds an on-time ticket (judged by the caller) to the waiting list.
+    public func addTicket(user: UnsafeRawBufferPointer, id: String, time: Int64, partition: Int32, offset: Int64) {
         var i = pending.count
-        while i > 0 && (pending[i - 1].time, pending[i - 1].offset) > (time, offset) { i -= 1 }
-        pending.insert(Ticket(id: id, user: Int32(userId(user)), time: time, offset: offset), at: i)
-        return true
+        while i > 0 && (pending[i - 1].time, pending[i - 1].partition, pending[i - 1].offset) > (time, partition, offset) { i -= 1 }
+        pending.insert(Ticket(id: id, user: Int32(userId(user)), time: time, partition: partition, offset: offset), at: i)
     }
 
-    /// Emits every ticket whose match is final, ordered by (ticket time, offset).
-    /// `idleRides` (the opt-in idle timeout) finalises as if the rides had caught up.
+    /// Emits every ticket whose match is final, ordered by (ticket time, partition,
+    /// offset). `idleRides` (the opt-in idle timeout) finalises as if the rides had
+    /// caught up.
     public func closeReady(idleRides: Bool = false, emit: (MatchResult) -> Void) {
         guard !pending.isEmpty else { return }
         let horizon: Int64
         if idleRides {
             horizon = .max
         } else {
-            guard let rst = ridesStreamTime else { return }
-            // Final once the rides' stream time has passed ticket time + grace: a ride at
+            guard let rst = ridesWatermark else { return }
+            // Final once the rides' watermark has passed ticket time + grace: a ride at
             // exactly that distance is still on time, so equality must wait.
             horizon = rst - spec.graceNanos
         }
@@ -154,8 +150,9 @@ public final class TicketRideMatcher {
 
     func result(for t: Ticket, final: Bool) -> MatchResult {
         let ride = rides[Int(t.user)].last(where: { $0.time <= t.time })
-        return MatchResult(ticketId: t.id, user: users.keys[Int(t.user)], ticketTime: t.time, ticketOffset: t.offset, rideId: ride?.id,
-                           rideTime: ride?.time, rideOffset: ride?.offset, final: final)
+        return MatchResult(ticketId: t.id, user: users.keys[Int(t.user)], ticketTime: t.time, ticketPartition: t.partition,
+                           ticketOffset: t.offset, rideId: ride?.id, rideTime: ride?.time, ridePartition: ride?.partition,
+                           rideOffset: ride?.offset, final: final)
     }
 
     /// Tickets still waiting, with their match so far, for queries.
@@ -164,7 +161,7 @@ public final class TicketRideMatcher {
     /// Drops rides no future ticket can match: keep those after the oldest ticket time
     /// still possible, and the latest one at or before it.
     private func prune(_ list: inout [Ride]) {
-        guard let tst = ticketsStreamTime else { return }
+        guard let tst = ticketsWatermark else { return }
         var horizon = tst - spec.graceNanos
         if let oldest = oldestPending, oldest < horizon { horizon = oldest }
         guard list.count > 1, list[1].time <= horizon else { return }  // nothing to drop
@@ -178,13 +175,12 @@ public final class TicketRideMatcher {
 
     public var stateSize: (rides: Int, pendingTickets: Int) { (rideCount, pending.count) }
 
+    /// Checkpoint format 2: watermarks, then every user in id order (first appearance,
+    /// so a decoded matcher numbers its users as this one does and encodes to the same
+    /// bytes) with its rides, then the waiting tickets.
     func encode(into w: ByteWriter) {
-        w.put(ridesStreamTime.map { TimestampNanos($0) })
-        w.put(ticketsStreamTime.map { TimestampNanos($0) })
-        w.put(lateRides)
-        w.put(lateTickets)
-        // Every user in id order (first appearance), so a decoded matcher numbers its
-        // users as this one does and encodes to the same bytes; no sorting.
+        w.put(ridesWatermark.map { TimestampNanos($0) })
+        w.put(ticketsWatermark.map { TimestampNanos($0) })
         w.put(users.count)
         for u in 0..<users.count {
             w.put(users.keys[u])
@@ -192,6 +188,7 @@ public final class TicketRideMatcher {
             for r in rides[u] {
                 w.put(r.id)
                 w.put(r.time)
+                w.put(Int64(r.partition))
                 w.put(r.offset)
             }
         }
@@ -200,22 +197,50 @@ public final class TicketRideMatcher {
             w.put(t.id)
             w.put(users.keys[Int(t.user)])
             w.put(t.time)
+            w.put(Int64(t.partition))
             w.put(t.offset)
         }
     }
 
     func decode(_ r: inout StateReader) throws(StateReader.Failure) {
-        ridesStreamTime = try r.timestamp()?.rawValue
-        ticketsStreamTime = try r.timestamp()?.rawValue
-        lateRides = try r.int64()
-        lateTickets = try r.int64()
+        ridesWatermark = try r.timestamp()?.rawValue
+        ticketsWatermark = try r.timestamp()?.rawValue
+        try decodeUsersAndTickets(&r, legacyPartition: nil)
+    }
+
+    /// What format 1 (one task per partition, no re-keying) kept besides users and
+    /// tickets: the task's two stream times and late counts, which now live in its clocks.
+    struct LegacyClocks {
+        var ridesStreamTime: Int64?
+        var ticketsStreamTime: Int64?
+        var lateRides: Int64
+        var lateTickets: Int64
+    }
+
+    /// Decodes checkpoint format 1, where every ride and ticket came from `partition`.
+    func decodeLegacy(_ r: inout StateReader, partition: Int32) throws(StateReader.Failure) -> LegacyClocks {
+        let c = LegacyClocks(ridesStreamTime: try r.timestamp()?.rawValue, ticketsStreamTime: try r.timestamp()?.rawValue,
+                             lateRides: try r.int64(), lateTickets: try r.int64())
+        ridesWatermark = c.ridesStreamTime
+        ticketsWatermark = c.ticketsStreamTime
+        try decodeUsersAndTickets(&r, legacyPartition: partition)
+        return c
+    }
+
+    private func decodeUsersAndTickets(_ r: inout StateReader, legacyPartition: Int32?) throws(StateReader.Failure) {
+        func partition(_ r: inout StateReader) throws(StateReader.Failure) -> Int32 {
+            if let legacyPartition { return legacyPartition }
+            return Int32(truncatingIfNeeded: try r.int64())
+        }
         users = KeyIndex(capacity: 1024)
         rides = []
         rideCount = 0
         for _ in 0..<(try r.count()) {
             let user = try r.string()
             var list: [Ride] = []
-            for _ in 0..<(try r.count()) { list.append(Ride(id: try r.string(), time: try r.int64(), offset: try r.int64())) }
+            for _ in 0..<(try r.count()) {
+                list.append(Ride(id: try r.string(), time: try r.int64(), partition: try partition(&r), offset: try r.int64()))
+            }
             rideCount += list.count
             guard Int(users.id(of: user)) == rides.count else { throw StateReader.Failure(description: "user '\(user)' twice") }
             rides.append(list)
@@ -226,8 +251,8 @@ public final class TicketRideMatcher {
             let user = try r.string()
             let u = Int(users.id(of: user))
             if u == rides.count { rides.append([]) }  // older checkpoints listed only users with rides
-            pending.append(Ticket(id: id, user: Int32(u), time: try r.int64(), offset: try r.int64()))
+            pending.append(Ticket(id: id, user: Int32(u), time: try r.int64(), partition: try partition(&r), offset: try r.int64()))
         }
-        pending.sort { ($0.time, $0.offset) < ($1.time, $1.offset) }
+        pending.sort { ($0.time, $0.partition, $0.offset) < ($1.time, $1.partition, $1.offset) }
     }
 }

@@ -60,27 +60,36 @@ public struct Session: Equatable, Sendable {
     }
 }
 
-/// Sessionisation for one task: groups each key's events into sessions separated by
-/// more than `gap`; an event within `gap` of two sessions merges them. Stream time is
-/// the largest event time read. An event is late when it is more than `grace` behind
-/// stream time; a session is final once stream time passes its last event + gap + grace,
-/// and is then emitted and forgotten — so memory holds only the open sessions.
-/// The two rules fit: an on-time event can never touch a session already emitted.
+/// Sessionisation at the task that owns a set of keys: groups each key's events into
+/// sessions separated by more than `gap`; an event within `gap` of two sessions merges
+/// them. Lateness is judged before an event gets here, against the stream time of the
+/// source it was read from (`StreamClock`): an event more than `grace` behind it is late
+/// and never added. A session is final once the *watermark* — the smallest stream time
+/// among the sources that send this task events (`SourceProgress`) — passes its last
+/// event + gap + grace; it is then emitted and forgotten, so memory holds only the open
+/// sessions. The two rules fit: an on-time event is at most grace behind its source's
+/// stream time, which is at least the watermark, so it can never touch a session already
+/// emitted. (Only a source that went idle under `idle_timeout` and woke up can break
+/// that; such an event is counted in `lateAtOwner` and dropped.)
 public final class Sessionizer {
     public let spec: SessionSpec
-    public private(set) var streamTime: Int64?
-    public private(set) var lateEvents: Int64 = 0
+    /// The highest watermark sessions were closed at.
+    public private(set) var closedWatermark: Int64?
+    /// Events that reached a session already emitted (idle sources only, see above).
+    public private(set) var lateAtOwner: Int64 = 0
     private var sessions: [String: [Session]] = [:]  // per key, ascending by start, disjoint
     private var openCount = 0
 
     public init(spec: SessionSpec) { self.spec = spec }
 
-    /// Folds one event in; false when it is late (and changes nothing).
+    /// Folds one on-time event in. False (and counted) only when it could reach a
+    /// session already emitted.
+    @discardableResult
     public func add(key: String, time: Int64, type: String?, partition: Int32, offset: Int64) -> Bool {
-        let st = max(streamTime ?? time, time)
-        streamTime = st
-        if time < st - spec.graceNanos {
-            lateEvents += 1
+        // Sessions emitted at `closed` ended before closed - gap - grace, so only an event
+        // before closed - grace can reach one; an on-time event never is (see above).
+        if let closed = closedWatermark, time < closed - spec.graceNanos {
+            lateAtOwner += 1
             return false
         }
         // The common case: the key has sessions and the event falls within `gap` of
@@ -122,10 +131,11 @@ public final class Sessionizer {
         return true
     }
 
-    /// Emits and forgets every session final at the current stream time, ordered by
-    /// (end, key) so that the output does not depend on hashing.
-    public func closeReady(emit: (String, Session) -> Void) {
-        guard let st = streamTime else { return }
+    /// Emits and forgets every session final at `watermark`, ordered by (end, key) so
+    /// that the output does not depend on hashing.
+    public func closeReady(watermark: Int64?, emit: (String, Session) -> Void) {
+        guard let st = watermark else { return }
+        closedWatermark = max(closedWatermark ?? st, st)
         let horizon = st - spec.gapNanos - spec.graceNanos  // final when end < horizon
         var ready: [(String, Session)] = []
         for (key, list) in sessions {
@@ -148,8 +158,8 @@ public final class Sessionizer {
     }
 
     func encode(into w: ByteWriter) {
-        w.put(streamTime.map { TimestampNanos($0) })
-        w.put(lateEvents)
+        w.put(closedWatermark.map { TimestampNanos($0) })
+        w.put(lateAtOwner)
         w.put(sessions.count)
         for key in sessions.keys.sorted() {
             w.put(key)
@@ -169,9 +179,19 @@ public final class Sessionizer {
         }
     }
 
+    /// Decodes the layout `encode` writes (checkpoint format 2).
     func decode(_ r: inout StateReader) throws(StateReader.Failure) {
-        streamTime = try r.timestamp()?.rawValue
-        lateEvents = try r.int64()
+        let closed = try r.timestamp()?.rawValue
+        let late = try r.int64()
+        try decodeSessions(&r, closedWatermark: closed)
+        lateAtOwner = late
+    }
+
+    /// Decodes the open sessions (format 1 began with the task's stream time and late
+    /// count instead of the two counters; the task reads those and calls this).
+    func decodeSessions(_ r: inout StateReader, closedWatermark: Int64?) throws(StateReader.Failure) {
+        self.closedWatermark = closedWatermark
+        lateAtOwner = 0
         sessions = [:]
         openCount = 0
         for _ in 0..<(try r.count()) {

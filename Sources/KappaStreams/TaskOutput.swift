@@ -37,14 +37,17 @@ final class TaskOutput {
         sealIfFull()
     }
 
-    /// Seals a full batch, and writes sealed batches once a megabyte has gathered: they
-    /// are invisible to readers until `publish()` (and cut on restart), so memory need not
-    /// hold a checkpoint interval's output. A failed write keeps the batches; `flush()`
-    /// retries it and reports the error.
+    /// Seals a full batch (appending never fails: it only buffers and compresses).
     private func sealIfFull() {
         guard builder.isFull else { return }
         sealed.seal(builder, codec: codec)
-        if sealed.bytes >= 1 << 20 { try? writer.append(sealed) }
+    }
+
+    /// Writes sealed batches once a megabyte has gathered (the task calls it after each
+    /// step): they are invisible to readers until `publish()` (and cut on restart), so
+    /// memory need not hold a checkpoint interval's output.
+    func writeFull() throws(KappaError) {
+        if sealed.bytes >= 1 << 20 { try writer.append(sealed) }
     }
 
     /// Writes what is buffered; returns the partition's end offset.
@@ -73,50 +76,3 @@ final class TaskOutput {
     }
 }
 
-/// What the first stage of a repartitioned window job sends to the second, as records
-/// of `JOB.vN.repartition` (an internal, binary topic; the key is the group key):
-/// `1 source seq windowStart state lineage` for a contribution, `2 source streamTime
-/// idle` for a watermark. Varints and the state layout of `StateCodec`.
-enum RepartitionRecord {
-    case contribution(Contribution)
-    case watermark(source: Int32, streamTime: Int64, idle: Bool)
-
-    static func encodeContribution(_ c: Contribution, into w: ByteWriter) {
-        w.removeAll()
-        w.append(1)
-        w.put(Int64(c.source))
-        w.put(c.sequence)
-        w.put(c.windowStart)
-        c.state.encode(into: w)
-        c.lineage.encode(into: w)
-    }
-
-    static func encodeWatermark(source: Int32, streamTime: Int64, idle: Bool, into w: ByteWriter) {
-        w.removeAll()
-        w.append(2)
-        w.put(Int64(source))
-        w.put(streamTime)
-        w.put(idle)
-    }
-
-    static func decode(key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer, fields: Int) throws(StateReader.Failure) -> RepartitionRecord {
-        var r = StateReader(value)
-        guard !r.isAtEnd else { throw StateReader.Failure(description: "empty repartition record") }
-        let kind = value[0]
-        r.position = 1
-        let source = Int32(truncatingIfNeeded: try r.int64())
-        switch kind {
-        case 1:
-            let seq = try r.int64()
-            let start = try r.int64()
-            let state = try AggregateState.decode(&r, fields: fields)
-            let lineage = try Lineage.decode(&r)
-            let k = key.map { String(decoding: $0, as: UTF8.self) } ?? ""
-            return .contribution(Contribution(key: k, windowStart: start, state: state, lineage: lineage, source: source, sequence: seq))
-        case 2:
-            return .watermark(source: source, streamTime: try r.int64(), idle: try r.bool())
-        default:
-            throw StateReader.Failure(description: "unknown repartition record kind \(kind)")
-        }
-    }
-}

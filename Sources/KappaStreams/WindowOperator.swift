@@ -214,62 +214,30 @@ public struct WindowResult: Equatable, Sendable {
     }
 }
 
-/// Second stage of a windowed aggregation, one per task: merges the contributions of
-/// every source partition for the keys this task owns, drops re-sent copies (by source
-/// and sequence), and finalises a window when the *watermark* — the smallest stream time
-/// among the sources — passes its end + grace. Using the smallest, not the largest,
-/// makes the result independent of how fast each source partition was read, so a replay
-/// equals the live run. A source that never reports holds every window back; see
-/// `idleSources`.
+/// Second stage of a windowed aggregation, one per task: merges the partials of every
+/// source for the keys this task owns and finalises a window when the task's *watermark*
+/// — the smallest stream time among the sources that send it partials, tracked with the
+/// copies a restarted sender sends again by `SourceProgress` — passes its end + grace.
+/// Using the smallest, not the largest, makes the result independent of how fast each
+/// source partition was read, so a replay equals the live run.
 public final class WindowMerger {
     public let spec: WindowSpec
-    public let sourceCount: Int
-    public private(set) var sourceStreamTimes: [Int64?]
-    private var lastSequence: [Int64]
     private var windows: [Int64: [String: (AggregateState, Lineage)]] = [:]
     private var starts: [Int64] = []
-    public private(set) var duplicates: Int64 = 0
     /// Contributions that arrived for a window already final (idle sources only).
     public private(set) var lateContributions: Int64 = 0
     /// The highest watermark windows were closed at.
     private var closedWatermark: Int64?
     private let fieldCount: Int
 
-    public init(spec: WindowSpec, sourceCount: Int) {
-        precondition(sourceCount > 0)
+    public init(spec: WindowSpec) {
         self.spec = spec
-        self.sourceCount = sourceCount
-        sourceStreamTimes = Array(repeating: nil, count: sourceCount)
-        lastSequence = Array(repeating: 0, count: sourceCount)
         fieldCount = spec.fields.count
     }
 
-    /// Sources that do not hold the watermark back (the opt-in idle timeout).
-    public var idleSources = Set<Int>()
-
-    public var watermark: Int64? {
-        var w: Int64? = nil
-        for (s, t) in sourceStreamTimes.enumerated() where !idleSources.contains(s) {
-            guard let t else { return nil }
-            w = min(w ?? t, t)
-        }
-        return w
-    }
-
-    public func observe(source: Int32, streamTime: Int64) {
-        let s = Int(source)
-        sourceStreamTimes[s] = max(sourceStreamTimes[s] ?? streamTime, streamTime)
-    }
-
-    /// Merges one contribution. Returns the updated result for `emit: updates`, nil for
-    /// a duplicate or in final mode.
+    /// Merges one contribution (not a copy: the caller drops those). Returns the updated
+    /// result for `emit: updates`, nil in final mode or for a window already final.
     public func apply(_ c: Contribution) -> WindowResult? {
-        let s = Int(c.source)
-        guard c.sequence > lastSequence[s] else {
-            duplicates += 1
-            return nil
-        }
-        lastSequence[s] = c.sequence
         if let closed = closedWatermark, c.windowStart + spec.sizeNanos + spec.graceNanos <= closed {
             // The window was already final: only possible when an idle source woke up
             // (idle_timeout). One final result per window: count it, change nothing.
@@ -291,8 +259,8 @@ public final class WindowMerger {
                             state: entry.0, lineage: entry.1, final: false)
     }
 
-    /// Emits (final mode) and forgets every window the watermark has closed.
-    public func closeReady(emit: (WindowResult) -> Void) {
+    /// Emits (final mode) and forgets every window `watermark` has closed.
+    public func closeReady(watermark: Int64?, emit: (WindowResult) -> Void) {
         guard let w = watermark else { return }
         closedWatermark = max(closedWatermark ?? w, w)
         while let start = starts.first, start + spec.sizeNanos + spec.graceNanos <= w {
@@ -319,13 +287,14 @@ public final class WindowMerger {
 
     public var openWindows: Int { windows.values.reduce(0) { $0 + $1.count } }
 
+    /// Checkpoint format 2: counters, then the open windows by start, keys in order.
     func encode(into w: ByteWriter) {
-        w.put(sourceCount)
-        for t in sourceStreamTimes { w.put(t.map { TimestampNanos($0) }) }
-        for s in lastSequence { w.put(s) }
-        w.put(duplicates)
         w.put(lateContributions)
         w.put(closedWatermark.map { TimestampNanos($0) })
+        encodeWindows(into: w)
+    }
+
+    private func encodeWindows(into w: ByteWriter) {
         w.put(starts.count)
         for start in starts {
             let keys = windows[start]!
@@ -340,16 +309,39 @@ public final class WindowMerger {
     }
 
     func decode(_ r: inout StateReader) throws(StateReader.Failure) {
-        guard try r.int() == sourceCount else { throw StateReader.Failure(description: "checkpoint has another source count") }
-        for i in 0..<sourceCount { sourceStreamTimes[i] = try r.timestamp()?.rawValue }
-        for i in 0..<sourceCount { lastSequence[i] = try r.int64() }
-        duplicates = try r.int64()
         lateContributions = try r.int64()
         closedWatermark = try r.timestamp()?.rawValue
+        try decodeWindows(&r)
+    }
+
+    /// Format 1 kept the sources' stream times and sequences here; they now live in the
+    /// task's `SourceProgress`, filled from what this returns.
+    struct LegacySources {
+        var streamTimes: [Int64?]
+        var lastSequence: [Int64]
+        var duplicates: Int64
+    }
+
+    func decodeLegacy(_ r: inout StateReader) throws(StateReader.Failure) -> LegacySources {
+        let n = try r.count(max: 1 << 20)
+        var out = LegacySources(streamTimes: [], lastSequence: [], duplicates: 0)
+        for _ in 0..<n { out.streamTimes.append(try r.timestamp()?.rawValue) }
+        for _ in 0..<n { out.lastSequence.append(try r.int64()) }
+        out.duplicates = try r.int64()
+        lateContributions = try r.int64()
+        closedWatermark = try r.timestamp()?.rawValue
+        try decodeWindows(&r)
+        return out
+    }
+
+    private func decodeWindows(_ r: inout StateReader) throws(StateReader.Failure) {
         windows = [:]
         starts = []
         for _ in 0..<(try r.count()) {
             let start = try r.int64()
+            guard windows[start] == nil, starts.last.map({ $0 < start }) ?? true else {
+                throw StateReader.Failure(description: "window starts out of order at \(start)")
+            }
             var keys: [String: (AggregateState, Lineage)] = [:]
             for _ in 0..<(try r.count()) {
                 let key = try r.string()

@@ -24,8 +24,11 @@ import KappaTesting
             let r = StreamCodec.decode(bytes) { (r: inout StateReader) throws(StateReader.Failure) in try copy.mergers[i].decode(&r) }
             #expect(r.ok && r.atEnd, "merger \(i): \(r.error ?? "bytes left over")")
             #expect(StreamCodec.bytes { copy.mergers[i].encode(into: $0) } == bytes, "merger \(i): re-encoding differs")
-            #expect(copy.mergers[i].sourceStreamTimes == m.sourceStreamTimes && copy.mergers[i].watermark == m.watermark
-                    && copy.mergers[i].duplicates == m.duplicates && copy.mergers[i].openWindows == m.openWindows)
+            #expect(copy.mergers[i].openWindows == m.openWindows)
+            let pb = StreamCodec.bytes { pipeline.progress[i].encode(into: $0) }
+            let pr = StreamCodec.decode(pb) { (r: inout StateReader) throws(StateReader.Failure) in try copy.progress[i].decode(&r) }
+            #expect(pr.ok && pr.atEnd, "progress \(i): \(pr.error ?? "bytes left over")")
+            #expect(copy.progress[i] == pipeline.progress[i], "progress \(i) differs after decoding")
             let a = m.openResults().sorted { $0.sortKey < $1.sortKey }, b = copy.mergers[i].openResults().sorted { $0.sortKey < $1.sortKey }
             #expect(a == b, "merger \(i): open results differ after decoding")
         }
@@ -109,14 +112,14 @@ import KappaTesting
         let events = SessionData.arrange(SessionData.generate(count: 2000, gap: gap, rng: &rng), bound: grace, rng: &rng)
         let batches = StreamFx.batches(events.count, sizes: 1...40, rng: &rng)
         let cut = batches.count / 2
-        let original = Sessionizer(spec: spec)
+        let original = DirectSessions(spec: spec)
         var before = SessionData.Run()
         for b in batches[..<cut] {
             for e in events[b] { _ = original.add(key: e.key, time: e.time, type: e.type, partition: 0, offset: e.offset) }
             SessionData.close(original, into: &before)
         }
         let bytes = StreamCodec.bytes { original.encode(into: $0) }
-        let copy = Sessionizer(spec: spec)
+        let copy = DirectSessions(spec: spec)
         let r = StreamCodec.decode(bytes) { (r: inout StateReader) throws(StateReader.Failure) in try copy.decode(&r) }
         #expect(r.ok && r.atEnd, "seed \(seed): \(r.error ?? "bytes left over")")
         #expect(StreamCodec.bytes { copy.encode(into: $0) } == bytes, "seed \(seed): re-encoding differs")
@@ -147,7 +150,7 @@ import KappaTesting
                 steps.append((false, tickets[ti])); ti += 1
             }
         }
-        func feed(_ m: TicketRideMatcher, _ part: ArraySlice<(Bool, MatchEvent)>, into out: inout [MatchResult]) {
+        func feed(_ m: DirectMatcher, _ part: ArraySlice<(Bool, MatchEvent)>, into out: inout [MatchResult]) {
             for (i, (isRide, e)) in zip(part.indices, part) {
                 _ = isRide ? m.addRide(user: e.user, id: e.id, time: e.time, offset: e.offset) : m.addTicket(user: e.user, id: e.id, time: e.time, offset: e.offset)
                 if i % 9 == 0 { m.closeReady { out.append($0) } }
@@ -155,11 +158,11 @@ import KappaTesting
             m.closeReady { out.append($0) }
         }
         let cut = steps.count / 2
-        let original = TicketRideMatcher(spec: spec)
+        let original = DirectMatcher(spec: spec)
         var before: [MatchResult] = []
         feed(original, steps[..<cut], into: &before)
         let bytes = StreamCodec.bytes { original.encode(into: $0) }
-        let copy = TicketRideMatcher(spec: spec)
+        let copy = DirectMatcher(spec: spec)
         let r = StreamCodec.decode(bytes) { (r: inout StateReader) throws(StateReader.Failure) in try copy.decode(&r) }
         #expect(r.ok && r.atEnd, "seed \(seed): \(r.error ?? "bytes left over")")
         #expect(StreamCodec.bytes { copy.encode(into: $0) } == bytes, "seed \(seed): re-encoding differs")
@@ -187,11 +190,11 @@ import KappaTesting
         let p = WindowPipeline(spec: wspec, sources: 2, mergers: 1)
         let events = WindowData.generate(count: 60, sources: 2, bound: wspec.graceNanos, rng: &rng)
         for (s, slice) in SourceSchedule.roundRobin.steps(events.bySource(2), batch: 1...10, rng: &rng) { p.feed(source: s, slice) }
-        let s = Sessionizer(spec: SessionSpec(key: "k", time: "t", gapNanos: StreamFx.minute * 30, graceNanos: StreamFx.minute * 5))
+        let s = DirectSessions(spec: SessionSpec(key: "k", time: "t", gapNanos: StreamFx.minute * 30, graceNanos: StreamFx.minute * 5))
         for e in SessionData.arrange(SessionData.generate(count: 60, gap: StreamFx.minute * 30, rng: &rng), bound: StreamFx.minute, rng: &rng) {
             _ = s.add(key: e.key, time: e.time, type: e.type, partition: 0, offset: e.offset)
         }
-        let m = TicketRideMatcher(spec: StreamMatchOracleTests.spec)
+        let m = DirectMatcher(spec: StreamMatchOracleTests.spec)
         let (rides, tickets) = MatchData.generate(rides: 30, tickets: 20, bound: StreamFx.minute, rng: &rng)
         for r in rides { _ = m.addRide(user: r.user, id: r.id, time: r.time, offset: r.offset) }
         for t in tickets { _ = m.addTicket(user: t.user, id: t.id, time: t.time, offset: t.offset) }
@@ -199,9 +202,10 @@ import KappaTesting
         typealias Decoder = (inout StateReader) throws(StateReader.Failure) -> Void
         let cases: [(String, [UInt8], () -> Decoder)] = [
             ("pre", StreamCodec.bytes { p.pres[0].encode(into: $0) }, { let x = WindowPreAggregator(spec: wspec, source: 0); return { (r: inout StateReader) throws(StateReader.Failure) in try x.decode(&r) } }),
-            ("merger", StreamCodec.bytes { p.mergers[0].encode(into: $0) }, { let x = WindowMerger(spec: wspec, sourceCount: 2); return { (r: inout StateReader) throws(StateReader.Failure) in try x.decode(&r) } }),
-            ("session", StreamCodec.bytes { s.encode(into: $0) }, { let x = Sessionizer(spec: s.spec); return { (r: inout StateReader) throws(StateReader.Failure) in try x.decode(&r) } }),
-            ("match", StreamCodec.bytes { m.encode(into: $0) }, { let x = TicketRideMatcher(spec: m.spec); return { (r: inout StateReader) throws(StateReader.Failure) in try x.decode(&r) } }),
+            ("merger", StreamCodec.bytes { p.mergers[0].encode(into: $0) }, { let x = WindowMerger(spec: wspec); return { (r: inout StateReader) throws(StateReader.Failure) in try x.decode(&r) } }),
+            ("progress", StreamCodec.bytes { p.progress[0].encode(into: $0) }, { var x = SourceProgress(sources: [0, 1]); return { (r: inout StateReader) throws(StateReader.Failure) in try x.decode(&r) } }),
+            ("session", StreamCodec.bytes { s.encode(into: $0) }, { let x = DirectSessions(spec: s.spec); return { (r: inout StateReader) throws(StateReader.Failure) in try x.decode(&r) } }),
+            ("match", StreamCodec.bytes { m.encode(into: $0) }, { let x = DirectMatcher(spec: m.spec); return { (r: inout StateReader) throws(StateReader.Failure) in try x.decode(&r) } }),
         ]
         for (name, bytes, make) in cases {
             #expect(bytes.count > 20, "\(name): state too small to be interesting")
@@ -215,9 +219,9 @@ import KappaTesting
                 _ = StreamCodec.decode(damaged, make())  // must return, either way
             }
         }
-        // A merger checkpoint for another source count is refused.
-        let other = WindowMerger(spec: wspec, sourceCount: 3)
-        let r = StreamCodec.decode(StreamCodec.bytes { p.mergers[0].encode(into: $0) }) { (r: inout StateReader) throws(StateReader.Failure) in try other.decode(&r) }
+        // Progress checkpointed for other sources is refused.
+        var other = SourceProgress(sources: [0, 1, 2])
+        let r = StreamCodec.decode(StreamCodec.bytes { p.progress[0].encode(into: $0) }) { (r: inout StateReader) throws(StateReader.Failure) in try other.decode(&r) }
         #expect(!r.ok)
     }
 }

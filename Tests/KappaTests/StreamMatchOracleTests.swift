@@ -78,8 +78,8 @@ enum MatchData {
         var out: [String: MatchResult] = [:]
         for t in tickets {
             let best = (byUser[t.user] ?? []).filter { $0.time <= t.time }.max { ($0.time, $0.offset) < ($1.time, $1.offset) }
-            out[t.id] = MatchResult(ticketId: t.id, user: t.user, ticketTime: t.time, ticketOffset: t.offset, rideId: best?.id,
-                                    rideTime: best?.time, rideOffset: best?.offset, final: true)
+            out[t.id] = MatchResult(ticketId: t.id, user: t.user, ticketTime: t.time, ticketPartition: 0, ticketOffset: t.offset, rideId: best?.id,
+                                    rideTime: best?.time, ridePartition: best.map { _ in 0 }, rideOffset: best?.offset, final: true)
         }
         return out
     }
@@ -104,7 +104,7 @@ enum MatchData {
 
     /// Feeds both topics, each in its own order, interleaved as asked, closing after
     /// every batch; then a far-future sentinel ride finalises every ticket.
-    static func run(_ m: TicketRideMatcher, rides: [MatchEvent], tickets: [MatchEvent], _ how: Interleaving, rng: inout SeededRandom) -> Run {
+    static func run(_ m: DirectMatcher, rides: [MatchEvent], tickets: [MatchEvent], _ how: Interleaving, rng: inout SeededRandom) -> Run {
         var run = Run()
         var ri = 0, ti = 0
         func feedRides(_ n: Int) {
@@ -174,7 +174,7 @@ enum MatchData {
 
         var reference: [MatchResult]? = nil
         for how in MatchData.Interleaving.allCases {
-            let m = TicketRideMatcher(spec: Self.spec)
+            let m = DirectMatcher(spec: Self.spec)
             let run = MatchData.run(m, rides: rides, tickets: tickets, how, rng: &rng)
             let context = "seed \(seed) \(how)"
             #expect(run.rideOnTime.values.allSatisfy { $0 } && run.ticketOnTime.values.allSatisfy { $0 }, "\(context)")
@@ -191,7 +191,7 @@ enum MatchData {
     /// Hand-made: ticket before any ride → unmatched; at a ride's exact time → that ride;
     /// two rides at the same time → the later in the log; a ride after the ticket → not it.
     @Test func asOfRules() {
-        let m = TicketRideMatcher(spec: Self.spec)
+        let m = DirectMatcher(spec: Self.spec)
         let b = StreamFx.base, mi = StreamFx.minute
         var out: [MatchResult] = []
         #expect(m.addTicket(user: "a", id: "t0", time: b, offset: 0))  // before any ride
@@ -239,7 +239,7 @@ enum MatchData {
         let ticket = MatchEvent(user: "u", id: "t", time: T, offset: 0)
         var results: [String: MatchResult] = [:]
         for ticketAfter in 0...3 {  // the ticket is read after this many rides
-            let m = TicketRideMatcher(spec: spec)
+            let m = DirectMatcher(spec: spec)
             var out: [MatchResult] = []
             var accepted: [Bool] = []
             for (i, r) in rides.enumerated() {
@@ -276,7 +276,7 @@ enum MatchData {
         #expect(lateR.count > 20 && lateT.count > 10, "seed \(seed): \(lateR.count) late rides, \(lateT.count) late tickets")
         let oracle = MatchData.oracle(rides: rides.filter { !lateR.contains($0.id) }, tickets: tickets.filter { !lateT.contains($0.id) })
         for how in MatchData.Interleaving.allCases {
-            let m = TicketRideMatcher(spec: Self.spec)
+            let m = DirectMatcher(spec: Self.spec)
             let run = MatchData.run(m, rides: rides, tickets: tickets, how, rng: &rng)
             let context = "seed \(seed) \(how)"
             #expect(run.rideOnTime.filter { $0.value == lateR.contains($0.key) }.isEmpty, "\(context): rides misjudged")
@@ -292,8 +292,8 @@ enum MatchData {
         var rng = SeededRandom(seed: seed)
         let (rides, tickets) = MatchData.generate(rides: 1000, tickets: 500, bound: Self.spec.graceNanos, rng: &rng)
         var a = rng, b = rng
-        let x = MatchData.run(TicketRideMatcher(spec: Self.spec), rides: rides, tickets: tickets, .random, rng: &a)
-        let y = MatchData.run(TicketRideMatcher(spec: Self.spec), rides: rides, tickets: tickets, .random, rng: &b)
+        let x = MatchData.run(DirectMatcher(spec: Self.spec), rides: rides, tickets: tickets, .random, rng: &a)
+        let y = MatchData.run(DirectMatcher(spec: Self.spec), rides: rides, tickets: tickets, .random, rng: &b)
         #expect(x.emitted == y.emitted, "seed \(seed)")
     }
 }

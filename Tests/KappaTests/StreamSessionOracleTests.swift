@@ -115,7 +115,7 @@ enum SessionData {
     }
 
     /// Feeds `events` in batches, closing after each, then a far-future sentinel.
-    static func run(_ s: Sessionizer, _ events: [SessionEvent], batches: [Range<Int>]) -> Run {
+    static func run(_ s: DirectSessions, _ events: [SessionEvent], batches: [Range<Int>]) -> Run {
         var run = Run()
         for b in batches {
             for e in events[b] {
@@ -130,7 +130,7 @@ enum SessionData {
         return run
     }
 
-    static func close(_ s: Sessionizer, into run: inout Run) {
+    static func close(_ s: DirectSessions, into run: inout Run) {
         let st = s.streamTime!
         var emitted: [(String, Session)] = []
         s.closeReady { emitted.append(($0, $1)) }
@@ -176,7 +176,7 @@ enum SessionData {
         #expect(SessionData.late(events, grace: grace).isEmpty, "\(context)")
         let oracle = SessionData.oracle(events, gap: gap)
 
-        let s = Sessionizer(spec: spec)
+        let s = DirectSessions(spec: spec)
         let run = SessionData.run(s, events, batches: StreamFx.batches(events.count, sizes: 1...50, rng: &rng))
         #expect(run.onTime.values.allSatisfy { $0 }, "\(context)")
         #expect(s.lateEvents == 0, "\(context)")
@@ -196,7 +196,7 @@ enum SessionData {
     /// event bridges two sessions into one; finality is strictly after end + gap + grace.
     @Test func edges() throws {
         let gap = 30 * StreamFx.minute, grace = 5 * StreamFx.minute, b = StreamFx.base
-        let s = Sessionizer(spec: SessionSpec(key: "user_id", time: "time_utc", gapNanos: gap, graceNanos: grace))
+        let s = DirectSessions(spec: SessionSpec(key: "user_id", time: "time_utc", gapNanos: gap, graceNanos: grace))
         var out: [(String, Session)] = []
         #expect(s.add(key: "a", time: b, type: "login", partition: 0, offset: 0))
         #expect(s.add(key: "a", time: b + gap, type: "screen_view", partition: 0, offset: 1))
@@ -223,7 +223,7 @@ enum SessionData {
 
     @Test func bridgeMergesTwoSessions() {
         let gap = 30 * StreamFx.minute, grace = 5 * StreamFx.minute, b = StreamFx.base, m = StreamFx.minute
-        let s = Sessionizer(spec: SessionSpec(key: "user_id", time: "time_utc", gapNanos: gap, graceNanos: grace))
+        let s = DirectSessions(spec: SessionSpec(key: "user_id", time: "time_utc", gapNanos: gap, graceNanos: grace))
         #expect(s.add(key: "a", time: b, type: "login", partition: 0, offset: 0))
         #expect(s.add(key: "a", time: b + 34 * m, type: "screen_view", partition: 0, offset: 1))  // 34m > gap: second session
         #expect(s.openSessions == 2)
@@ -264,7 +264,7 @@ enum SessionData {
         let late = SessionData.late(events, grace: grace)
         let context = "seed \(seed)"
         #expect(late.count > 50, "\(context): only \(late.count) late")
-        let s = Sessionizer(spec: SessionSpec(key: "user_id", time: "time_utc", gapNanos: gap, graceNanos: grace))
+        let s = DirectSessions(spec: SessionSpec(key: "user_id", time: "time_utc", gapNanos: gap, graceNanos: grace))
         let run = SessionData.run(s, events, batches: StreamFx.batches(events.count, sizes: 1...30, rng: &rng))
         let wrong = events.filter { run.onTime[$0.id] != !late.contains($0.id) }
         #expect(wrong.isEmpty, "\(context): \(wrong.count) misjudged")
@@ -281,12 +281,12 @@ enum SessionData {
         let spec = SessionSpec(key: "user_id", time: "time_utc", gapNanos: gap, graceNanos: grace)
         let events = SessionData.arrange(SessionData.generate(count: 2000, gap: gap, rng: &rng), bound: grace, rng: &rng)
         let batches = StreamFx.batches(events.count, sizes: 1...40, rng: &rng)
-        let a = SessionData.run(Sessionizer(spec: spec), events, batches: batches)
-        let b = SessionData.run(Sessionizer(spec: spec), events, batches: batches)
+        let a = SessionData.run(DirectSessions(spec: spec), events, batches: batches)
+        let b = SessionData.run(DirectSessions(spec: spec), events, batches: batches)
         #expect(a.emitted.map(\.0) == b.emitted.map(\.0), "seed \(seed)")
         #expect(a.emitted.map(\.1) == b.emitted.map(\.1), "seed \(seed)")
         // Batching changes only when sessions leave, not what they are.
-        let c = SessionData.run(Sessionizer(spec: spec), events, batches: [0..<events.count])
+        let c = SessionData.run(DirectSessions(spec: spec), events, batches: [0..<events.count])
         let key: ((String, Session)) -> String = { "\($0.0) \($0.1.start)" }
         #expect(Dictionary(uniqueKeysWithValues: a.emitted.map { (key($0), OracleSession($0.1)) })
                 == Dictionary(uniqueKeysWithValues: c.emitted.map { (key($0), OracleSession($0.1)) }), "seed \(seed)")

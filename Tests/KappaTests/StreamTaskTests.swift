@@ -33,7 +33,7 @@ import KappaTesting
                 """, path: "m.yaml")
             try JobVersions.prepare(def, version: 1, directory: dir)
             let clock = ManualClock()
-            let task = try JobTask(directory: dir, definition: def, version: 1, task: 0, partitions: 1, fsync: .never, clock: clock)
+            let task = try JobTask(directory: dir, definition: def, version: 1, task: 0, fsync: .never, clock: clock)
             #expect(try task.step() == 2)
             try task.checkpoint()
             #expect(try ResultReader.rows(directory: dir, definition: def, version: 1).isEmpty)  // waiting for rides past 1100 + 10m

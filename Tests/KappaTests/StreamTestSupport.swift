@@ -270,14 +270,16 @@ enum WindowData {
     }
 }
 
-/// N pre-aggregators (one per source partition) feeding M mergers, wired as a
-/// repartitioned job: each contribution goes to merger hash(key) % M; after each batch
-/// of a source, its pre-aggregator closes what it can, every merger observes the
-/// source's stream time, and every merger closes what the watermark allows.
+/// N pre-aggregators (one per source partition) feeding M owners, wired as a
+/// repartitioned job's tasks are: each contribution goes to owner hash(key) % M, which
+/// drops copies by (source, sequence) with its `SourceProgress` and merges the rest; after
+/// each batch of a source, its pre-aggregator closes what it can, every owner observes
+/// the source's stream time, and every owner closes what its watermark allows.
 final class WindowPipeline {
     let spec: WindowSpec
     var pres: [WindowPreAggregator]
     var mergers: [WindowMerger]
+    var progress: [SourceProgress]
     var finals: [WindowResult] = []
     var updates: [WindowResult] = []
     var sent: [Contribution] = []
@@ -289,16 +291,23 @@ final class WindowPipeline {
     init(spec: WindowSpec, sources: Int, mergers m: Int) {
         self.spec = spec
         pres = (0..<sources).map { WindowPreAggregator(spec: spec, source: Int32($0)) }
-        mergers = (0..<m).map { _ in WindowMerger(spec: spec, sourceCount: sources) }
+        mergers = (0..<m).map { _ in WindowMerger(spec: spec) }
+        progress = (0..<m).map { _ in SourceProgress(sources: (0..<Int32(sources)).map { $0 }) }
     }
 
     func mergerIndex(_ key: String) -> Int { StreamFx.hash(key) % mergers.count }
 
+    /// What an owner task does with a contribution from the repartition topic.
+    func deliver(_ c: Contribution, to i: Int) -> WindowResult? {
+        guard progress[i].accept(slot: Int(c.source), sequence: c.sequence) else { return nil }
+        return mergers[i].apply(c)
+    }
+
     func route(_ c: Contribution) {
         sent.append(c)
-        let m = mergers[mergerIndex(c.key)]
-        if let u = m.apply(c) { updates.append(u) }
-        if applyTwice { secondApplyResults.append(m.apply(c)) }
+        let i = mergerIndex(c.key)
+        if let u = deliver(c, to: i) { updates.append(u) }
+        if applyTwice { secondApplyResults.append(deliver(c, to: i)) }
     }
 
     func feed(source: Int, _ events: some Collection<WindowEvent>) {
@@ -311,9 +320,9 @@ final class WindowPipeline {
         }
         pre.closeReady { route($0) }
         if let st = pre.streamTime {
-            for m in mergers { m.observe(source: Int32(source), streamTime: st) }
+            for i in progress.indices { progress[i].observe(slot: source, streamTime: st, idle: false) }
         }
-        for m in mergers { m.closeReady { finals.append($0) } }
+        for i in mergers.indices { mergers[i].closeReady(watermark: progress[i].watermark) { finals.append($0) } }
     }
 
     /// One far-future event per source: closes every real window.
@@ -326,7 +335,109 @@ final class WindowPipeline {
     }
 
     var totalLate: Int64 { pres.reduce(0) { $0 + $1.lateEvents } }
-    var totalDuplicates: Int64 { mergers.reduce(0) { $0 + $1.duplicates } }
+    var totalDuplicates: Int64 { progress.reduce(0) { $0 + $1.duplicates } }
+}
+
+/// A session task reading one partition directly, wired as `JobTask` wires it: the
+/// source's `StreamClock` judges lateness, and the watermark the `Sessionizer` closes at
+/// is that clock's stream time.
+final class DirectSessions {
+    let s: Sessionizer
+    var clock: StreamClock
+
+    init(spec: SessionSpec) {
+        s = Sessionizer(spec: spec)
+        clock = StreamClock(graceNanos: spec.graceNanos)
+    }
+
+    var spec: SessionSpec { s.spec }
+    var streamTime: Int64? { clock.streamTime }
+    var lateEvents: Int64 { clock.lateEvents }
+    var openSessions: Int { s.openSessions }
+
+    /// False (and nothing added) when the event is late.
+    func add(key: String, time: Int64, type: String?, partition: Int32, offset: Int64) -> Bool {
+        guard clock.admit(time) else { return false }
+        #expect(s.add(key: key, time: time, type: type, partition: partition, offset: offset), "an on-time event of a direct source never reaches an emitted session")
+        return true
+    }
+
+    func closeReady(emit: (String, Session) -> Void) { s.closeReady(watermark: clock.streamTime, emit: emit) }
+
+    func openResults() -> [(String, Session)] { s.openResults() }
+
+    func encode(into w: ByteWriter) {
+        w.put(clock.streamTime.map { TimestampNanos($0) })
+        w.put(clock.lateEvents)
+        s.encode(into: w)
+    }
+
+    func decode(_ r: inout StateReader) throws(StateReader.Failure) {
+        clock = StreamClock(graceNanos: clock.graceNanos, streamTime: try r.timestamp()?.rawValue, lateEvents: try r.int64())
+        try s.decode(&r)
+    }
+}
+
+/// A match task reading a tickets and a rides partition directly, wired as `JobTask`
+/// wires it: each topic's clock judges lateness, and its stream time is the matcher's
+/// watermark for that topic, refreshed after every ride or ticket.
+final class DirectMatcher {
+    let m: TicketRideMatcher
+    var rides: StreamClock
+    var tickets: StreamClock
+
+    init(spec: MatchSpec) {
+        m = TicketRideMatcher(spec: spec)
+        rides = StreamClock(graceNanos: spec.graceNanos)
+        tickets = StreamClock(graceNanos: spec.graceNanos)
+    }
+
+    var spec: MatchSpec { m.spec }
+    var ridesStreamTime: Int64? { rides.streamTime }
+    var ticketsStreamTime: Int64? { tickets.streamTime }
+    var lateRides: Int64 { rides.lateEvents }
+    var lateTickets: Int64 { tickets.lateEvents }
+    var stateSize: (rides: Int, pendingTickets: Int) { m.stateSize }
+
+    private func refresh() {
+        m.ridesWatermark = rides.streamTime
+        m.ticketsWatermark = tickets.streamTime
+    }
+
+    func addRide(user: String, id: String, time: Int64, offset: Int64) -> Bool {
+        guard rides.admit(time) else { return false }
+        refresh()
+        m.addRide(user: user, id: id, time: time, offset: offset)
+        return true
+    }
+
+    func addTicket(user: String, id: String, time: Int64, offset: Int64) -> Bool {
+        guard tickets.admit(time) else { return false }
+        refresh()
+        m.addTicket(user: user, id: id, time: time, offset: offset)
+        return true
+    }
+
+    func closeReady(emit: (MatchResult) -> Void) {
+        refresh()
+        m.closeReady(emit: emit)
+    }
+
+    func openResults() -> [MatchResult] { m.openResults() }
+
+    func encode(into w: ByteWriter) {
+        for c in [rides, tickets] {
+            w.put(c.streamTime.map { TimestampNanos($0) })
+            w.put(c.lateEvents)
+        }
+        m.encode(into: w)
+    }
+
+    func decode(_ r: inout StateReader) throws(StateReader.Failure) {
+        rides = StreamClock(graceNanos: rides.graceNanos, streamTime: try r.timestamp()?.rawValue, lateEvents: try r.int64())
+        tickets = StreamClock(graceNanos: tickets.graceNanos, streamTime: try r.timestamp()?.rawValue, lateEvents: try r.int64())
+        try m.decode(&r)
+    }
 }
 
 /// The order in which the sources' batches are fed.

@@ -212,7 +212,7 @@ import KappaTesting
                 // Re-send a few older contributions to the merger that owns them.
                 for _ in 0..<3 {
                     let c = p.sent[rng.int(0...(p.sent.count - 1))]
-                    #expect(p.mergers[p.mergerIndex(c.key)].apply(c) == nil, "seed \(seed)")
+                    #expect(p.deliver(c, to: p.mergerIndex(c.key)) == nil, "seed \(seed)")
                     resent += 1
                 }
             }
@@ -300,20 +300,21 @@ import KappaTesting
             l.add(partition: source, offset: seq)
             return Contribution(key: "a", windowStart: b, state: st, lineage: l, source: source, sequence: seq)
         }
-        let m = WindowMerger(spec: spec, sourceCount: 2)
+        let m = WindowMerger(spec: spec)
+        var progress = SourceProgress(sources: [0, 1])
         var finals: [WindowResult] = []
-        m.idleSources = [1]
+        progress.observe(slot: 1, streamTime: b, idle: true)
         #expect(m.apply(partial(0, 1, count: 2)) == nil)
-        m.observe(source: 0, streamTime: b + h + spec.graceNanos)
-        m.closeReady { finals.append($0) }
+        progress.observe(slot: 0, streamTime: b + h + spec.graceNanos, idle: false)
+        m.closeReady(watermark: progress.watermark) { finals.append($0) }
         #expect(finals.count == 1 && finals.first?.state.count == 2)
         // Source 1 wakes up, behind, with its partial of the same window.
-        m.idleSources = []
-        m.observe(source: 1, streamTime: b + 40 * StreamFx.minute)
+        progress.observe(slot: 1, streamTime: b + 40 * StreamFx.minute, idle: false)
         _ = m.apply(partial(1, 1, count: 1))
-        m.observe(source: 1, streamTime: b + 2 * h + spec.graceNanos)
-        m.observe(source: 0, streamTime: b + 2 * h + spec.graceNanos)
-        m.closeReady { finals.append($0) }
+        #expect(m.lateContributions == 1)
+        progress.observe(slot: 1, streamTime: b + 2 * h + spec.graceNanos, idle: false)
+        progress.observe(slot: 0, streamTime: b + 2 * h + spec.graceNanos, idle: false)
+        m.closeReady(watermark: progress.watermark) { finals.append($0) }
         let forWindow = finals.filter { $0.key == "a" && $0.windowStart == b }
         #expect(forWindow.count == 1, "(a, \(b)) finalised \(forWindow.count) times, counts \(forWindow.map(\.state.count))")
     }

@@ -1,0 +1,229 @@
+import KappaCore
+import KappaFormat
+import KappaJSON
+import KappaLog
+
+/// Per record: extract what the operator needs, judge lateness where the record is read,
+/// and either fold it in here or send it to the key's owner. Results, late events and
+/// dead letters are written from here too.
+extension JobTask {
+    /// A view of `value` with 64 readable bytes after it, as the JSON parser needs.
+    @inline(__always)
+    private func paddedValue(_ value: UnsafeRawBufferPointer, compressed: Bool) -> UnsafeRawBufferPointer {
+        if compressed { return value }  // inside the inflated batch, which keeps slack after it
+        padded.removeAll()
+        padded.reserve(value.count + JSONFieldExtractor.padding)
+        padded.append(value)
+        return padded.bytes
+    }
+
+    /// Extracts what every operator needs — the event time (field 0) and the key's UTF-8
+    /// bytes (field 1), valid until the next parse — or sends the record to the
+    /// dead-letter topic with the reason: not JSON, no usable time, no key (a missing or
+    /// null key field: a keyless record cannot be grouped), or, for a direct input, a
+    /// record in a partition that does not hold its key (see `misrouted`).
+    @inline(__always)
+    private func event(_ record: RecordView, source i: Int, compressed: Bool, _ extractor: JSONFieldExtractor)
+        -> (time: Int64, key: UnsafeRawBufferPointer)? {
+        do {
+            // Records were validated when produced: read only the fields the job uses.
+            try extractor.parseLazily(paddedValue(record.value, compressed: compressed))
+        } catch {
+            sendToDeadLetter(record, source: i, reason: "invalid JSON: \(error.message)")
+            return nil
+        }
+        let time: Int64
+        switch EventFields.time(of: extractor.field(0), name: definition.timeField) {
+        case .success(let t): time = t.rawValue
+        case .failure(let bad):
+            sendToDeadLetter(record, source: i, reason: bad.description)
+            return nil
+        }
+        let key: UnsafeRawBufferPointer
+        switch extractor.field(1) {
+        case .string(let bytes): key = bytes
+        case .number(_, let raw): key = raw
+        case .integer(let v):
+            var digits: [UInt8] = []
+            appendInteger(v, to: &digits)
+            numericKey.removeAll()
+            numericKey.append(digits)
+            key = numericKey.bytes
+        case .null:
+            sendToDeadLetter(record, source: i, reason: "keyless record: key field '\(definition.keyField)' is null")
+            return nil
+        case .absent:
+            sendToDeadLetter(record, source: i, reason: "missing key field '\(definition.keyField)'")
+            return nil
+        case let other:
+            sendToDeadLetter(record, source: i, reason: "key field '\(definition.keyField)' is \(other.kindName), expected a string or a number")
+            return nil
+        }
+        if !state.sources[i].rekeyed, let reason = misrouted(record, key: key, source: i) {
+            sendToDeadLetter(record, source: i, reason: reason)
+            return nil
+        }
+        return (time, key)
+    }
+
+    /// A direct input's partition `task` must hold only keys this task owns: `kappa
+    /// produce` routes by the topic's key field with murmur2, as the plan assumes. A
+    /// record whose stored key is its job key is placed right by construction (one byte
+    /// comparison); any other (produced with another `--key-field`, keyless, or by a
+    /// client with another partitioner) is checked, and one that belongs to another task
+    /// is refused — counting it here would split its key's results between two tasks.
+    @inline(__always)
+    private func misrouted(_ record: RecordView, key: UnsafeRawBufferPointer, source i: Int) -> String? {
+        if let stored = record.key, stored.elementsEqual(key) { return nil }
+        let owner = plan.owner(of: key)
+        guard owner != task else { return nil }
+        let input = plan.inputs[state.sources[i].input]
+        return "misrouted: key field '\(definition.keyField)' = \(JSONEscape.quoted(String(decoding: key, as: UTF8.self))) belongs in partition \(owner), not \(task): topic '\(input.topic)' is declared partitioned by '\(input.keyField)' (topics create --key-field) but this record was routed otherwise"
+    }
+
+    func windowEvent(_ record: RecordView, source i: Int, compressed: Bool, _ pre: WindowPreAggregator, _ merger: WindowMerger) {
+        guard let (time, key) = event(record, source: i, compressed: compressed, extractor) else { return }
+        for f in 0..<fieldCount {
+            switch extractor.field(2 + f) {
+            case .integer(let v): values[f] = Decimal9(integer: v)
+            case .number(let d, _): values[f] = Decimal9(double: d)
+            default: values[f] = nil
+            }
+        }
+        let onTime = pre.add(key: key, time: time, values: UnsafeBufferPointer(values), partition: state.sources[i].partition, offset: record.offset.rawValue) { c in
+            route(c, source: i, merger: merger)
+        }
+        if !onTime { sendToLate(record, source: i, time: time, streamTime: pre.streamTime) }
+    }
+
+    func sessionEvent(_ record: RecordView, source i: Int, compressed: Bool, _ s: Sessionizer) {
+        guard let (time, key) = event(record, source: i, compressed: compressed, extractor) else { return }
+        guard state.sources[i].clock.admit(time) else {
+            sendToLate(record, source: i, time: time, streamTime: state.sources[i].clock.streamTime)
+            return
+        }
+        let type = extractor.field(2)
+        if state.sources[i].rekeyed, let owner = remoteOwner(key) {
+            forward(.event, key: key, source: i, offset: record.offset.rawValue, time: time, text: textBytes(type), owner: owner)
+            return
+        }
+        s.add(key: String(decoding: key, as: UTF8.self), time: time, type: type.text, partition: state.sources[i].partition, offset: record.offset.rawValue)
+    }
+
+    func matchEvent(_ record: RecordView, source i: Int, compressed: Bool, _ m: TicketRideMatcher, _ isTicket: Bool,
+                    _ extractor: JSONFieldExtractor) {
+        guard let (time, user) = event(record, source: i, compressed: compressed, extractor) else { return }
+        guard let id = textBytes(extractor.field(2)) else {
+            sendToDeadLetter(record, source: i, reason: "missing field '\(isTicket ? m.spec.ticketIdField : m.spec.rideIdField)'")
+            return
+        }
+        guard state.sources[i].clock.admit(time) else {
+            sendToLate(record, source: i, time: time, streamTime: state.sources[i].clock.streamTime)
+            return
+        }
+        let offset = record.offset.rawValue
+        if state.sources[i].rekeyed, let owner = remoteOwner(user) {
+            forward(isTicket ? .ticket : .ride, key: user, source: i, offset: offset, time: time, text: id, owner: owner)
+            return
+        }
+        let idString = String(decoding: id, as: UTF8.self)
+        if isTicket {
+            m.addTicket(user: user, id: idString, time: time, partition: state.sources[i].partition, offset: offset)
+        } else {
+            m.addRide(user: user, id: idString, time: time, partition: state.sources[i].partition, offset: offset)
+        }
+    }
+
+    /// A field's text as bytes — a string's content, a number's digits — valid until the
+    /// next call; nil for anything else.
+    @inline(__always)
+    private func textBytes(_ f: JSONField) -> UnsafeRawBufferPointer? {
+        switch f {
+        case .string(let b): return b
+        case .number(_, let raw): return raw
+        case .integer(let v):
+            var digits: [UInt8] = []
+            appendInteger(v, to: &digits)
+            textScratch.removeAll()
+            textScratch.append(digits)
+            return textScratch.bytes
+        default: return nil
+        }
+    }
+
+    /// The owner of `key` when it is another task (nil: this one).
+    @inline(__always)
+    private func remoteOwner(_ key: UnsafeRawBufferPointer) -> Int32? {
+        let owner = plan.owner(of: key)
+        return owner == task ? nil : owner
+    }
+
+    @inline(__always)
+    private func forward(_ kind: RepartitionRecord.Kind, key: UnsafeRawBufferPointer, source i: Int, offset: Int64, time: Int64,
+                         text: UnsafeRawBufferPointer?, owner: Int32) {
+        RepartitionRecord.encodeEvent(kind, source: state.sources[i].id, offset: offset, time: time, text: text, into: encoded)
+        // The record's timestamp is the millisecond (the exact time is in the value, and a
+        // sub-millisecond header would cost 15 bytes a record).
+        sender!.send(to: owner, key: key, value: encoded.bytes, timestamp: TimestampNanos(millis: TimestampNanos(time).millis))
+    }
+
+    /// Merges a window partial here, or sends it to the task that owns its key.
+    func route(_ c: Contribution, source i: Int, merger: WindowMerger) {
+        if state.sources[i].rekeyed, let sender {
+            var key = c.key
+            let owner = key.withUTF8 { plan.owner(of: UnsafeRawBufferPointer($0)) }
+            if owner != task {
+                RepartitionRecord.encodeContribution(c, into: encoded)
+                key.withUTF8 { k in
+                    sender.send(to: owner, key: UnsafeRawBufferPointer(k), value: encoded.bytes,
+                                timestamp: TimestampNanos(millis: TimestampNanos(c.windowStart).millis))
+                }
+                return
+            }
+        }
+        if let update = merger.apply(c) { writeWindow(update) }
+    }
+
+    // MARK: writing results
+
+    private func lineageHeader(_ l: Lineage) -> RecordHeader {
+        RecordHeader(key: "kappa.input", value: Array(l.header(topic: lineageTopic).utf8))
+    }
+
+    func writeWindow(_ r: WindowResult) {
+        guard case .window(let merger) = op else { return }
+        output.append(key: Array(r.key.utf8), value: r.json(merger.spec, fields: merger.spec.fields), timestamp: TimestampNanos(r.windowEnd),
+                      headers: [headerJob, headerVersion, lineageHeader(r.lineage)])
+    }
+
+    func writeSession(key: String, _ s: Session) {
+        output.append(key: Array(key.utf8), value: s.json(key: key), timestamp: TimestampNanos(s.end),
+                      headers: [headerJob, headerVersion, lineageHeader(s.lineage)])
+    }
+
+    func writeMatch(_ m: MatchResult) {
+        guard case .match(let op) = op else { return }
+        var lineage = "\(op.spec.tickets)/\(m.ticketPartition):\(m.ticketOffset)"
+        if let rp = m.ridePartition, let ro = m.rideOffset { lineage += ",\(op.spec.rides)/\(rp):\(ro)" }
+        output.append(key: Array(m.ticketId.utf8), value: m.json(), timestamp: TimestampNanos(m.ticketTime),
+                      headers: [headerJob, headerVersion, RecordHeader(key: "kappa.input", value: Array(lineage.utf8))])
+    }
+
+    func sendToLate(_ record: RecordView, source i: Int, time: Int64, streamTime: Int64?) {
+        state.lateWritten += 1
+        late.append(key: record.key.map { Array($0) }, value: record.value, timestamp: TimestampNanos(time), headers: [
+            headerJob, headerVersion,
+            RecordHeader(key: "kappa.input", value: Array("\(state.sources[i].topic)/\(state.sources[i].partition):\(record.offset)".utf8)),
+            RecordHeader(key: "kappa.stream-time", value: Array((streamTime.map { TimestampNanos($0).decimalSeconds } ?? "").utf8)),
+        ])
+    }
+
+    func sendToDeadLetter(_ record: RecordView, source i: Int, reason: String) {
+        state.deadLetters += 1
+        deadLetter.append(key: record.key.map { Array($0) }, value: record.value, timestamp: record.timestamp, headers: [
+            headerJob, headerVersion,
+            RecordHeader(key: "kappa.input", value: Array("\(state.sources[i].topic)/\(state.sources[i].partition):\(record.offset)".utf8)),
+            RecordHeader(key: "kappa.error", value: Array(reason.utf8)),
+        ])
+    }
+}
