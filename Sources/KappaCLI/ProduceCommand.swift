@@ -74,6 +74,7 @@ struct ProduceCommand: ParsableCommand {
             try ingest.run(reader)
             let seconds = Double(monotonicNanos() - started) / 1e9
             var summary = "produced \(ingest.written) records to \(topic) (\(writer.partitions) partitions) in \(format2(seconds))s, \(formatRate(ingest.written, seconds: seconds)) records/s"
+            if ingest.keyless > 0 { summary += "; \(ingest.keyless) keyless (null '\(keyField)', spread round-robin)" }
             if ingest.bad > 0 { summary += "; \(ingest.bad) bad line\(ingest.bad == 1 ? "" : "s") \(ingest.onError == .skip ? "skipped" : "sent to \(topic).dead-letter")" }
             Stderr.line(summary)
         }
@@ -97,6 +98,8 @@ struct Ingest {
     let fields: EventFields
     let source: String
     var written = 0
+    /// Written without a key: the key field was null.
+    var keyless = 0
     var bad = 0
     var deadLetters: TopicWriter?
     static let reportedBadLinesMax = 20
@@ -121,6 +124,7 @@ struct Ingest {
                 case .success(let event):
                     try writer.append(key: event.key, value: bytes, timestamp: event.time)
                     written += 1
+                    if event.nullKey { keyless += 1 }
                 case .failure(let reason):
                     try handleBad(number: number, raw: bytes, reason: reason)
                 }

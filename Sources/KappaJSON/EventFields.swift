@@ -5,7 +5,9 @@ import KappaCore
 /// rest of the event is validated, then stored as it came).
 ///
 /// The key is the field's string content (unescaped UTF-8) or, for a number, its
-/// decimal digits; the time is `EventTime`'s exact parse of a string or a number.
+/// decimal digits; a JSON `null` there makes a keyless record (as a Kafka record with a
+/// null key: spread round-robin); a missing key field, or an object, array or boolean,
+/// is a bad event. The time is `EventTime`'s exact parse of a string or a number.
 public final class EventFields {
     public let keyField: String?
     public let timeField: String
@@ -19,9 +21,11 @@ public final class EventFields {
     }
 
     public struct Event {
-        /// nil when the extractor has no key field (round-robin).
+        /// nil when the extractor has no key field, or the field is null (round-robin).
         public var key: UnsafeRawBufferPointer?
         public var time: TimestampNanos
+        /// The key field is present and null.
+        public var nullKey = false
     }
 
     /// Validates `document` (padded by `JSONFieldExtractor.padding`) and extracts; the
@@ -49,7 +53,9 @@ public final class EventFields {
             return .success(Event(key: keyScratch.bytes, time: time))
         case .number(_, let raw):
             return .success(Event(key: raw, time: time))
-        case .absent, .null:
+        case .null:
+            return .success(Event(key: nil, time: time, nullKey: true))
+        case .absent:
             return .failure(.missingField(keyField, what: "key"))
         case let other:
             return .failure(.wrongType(keyField, what: "key", found: other.kindName))

@@ -28,17 +28,52 @@ extension CLITests {
 
         @Test(arguments: ShippedJob.allCases)
         func killNineWhileProducingEqualsUninterruptedRun(_ job: ShippedJob) throws {
-            let reference = try CLIWorkspace().referenceRun(job)
+            try killNineWhileProducing(job, keying: .byUser)
+        }
+
+        /// The same through the repartition topic (SPEC §5): app events keyed by device,
+        /// rides by ride, tickets by ticket, so sessions and matches re-key every input.
+        /// The results must also equal those over co-partitioned inputs: the same rows,
+        /// of which those final over re-keyed inputs are final over co-partitioned ones
+        /// too. (Not the other way round at the end of the data: a re-keyed owner waits
+        /// for the slowest of all input partitions, a direct task only for its own.)
+        @Test(arguments: [ShippedJob.appSessions, .ticketRideMatch])
+        func killNineWhileReKeyingEqualsUninterruptedRun(_ job: ShippedJob) throws {
+            let coPartitioned = try CLIWorkspace().referenceRun(job, keying: .byUser)
+            let reKeyed = try killNineWhileProducing(job, keying: .byOwnId)
+            expectSameMultiset(reKeyed.query.map(withoutFinal), coPartitioned.query.map(withoutFinal),
+                               "\(job.name): query rows over re-keyed inputs vs co-partitioned ones")
+            let finals = Set(coPartitioned.output)
+            let notFinal = reKeyed.output.filter { !finals.contains($0) }
+            #expect(notFinal.isEmpty, "\(job.name): \(notFinal.count) results final over re-keyed inputs are not over co-partitioned ones: \(notFinal.prefix(2).map(text))")
+            let heldBack = coPartitioned.output.count - reKeyed.output.count
+            #expect(heldBack >= 0 && heldBack < coPartitioned.output.count / 100,
+                    "\(job.name): \(heldBack) of \(coPartitioned.output.count) results held back over re-keyed inputs (expected only the last few)")
+        }
+
+        /// A query row without its `"final"` flag.
+        func withoutFinal(_ row: [UInt8]) -> [UInt8] {
+            for suffix in [",\"final\":true}", ",\"final\":false}"] where row.count > suffix.utf8.count && row.suffix(suffix.utf8.count).elementsEqual(suffix.utf8) {
+                return Array(row.dropLast(suffix.utf8.count)) + [UInt8(ascii: "}")]
+            }
+            return row
+        }
+
+        /// Kills and restarts a daemon of `job` while its inputs are produced; returns the
+        /// reference results it was compared with.
+        @discardableResult
+        func killNineWhileProducing(_ job: ShippedJob, keying: InputKeying) throws -> JobResults {
+            let reference = try CLIWorkspace().referenceRun(job, keying: keying)
             try #require(!reference.output.isEmpty, "the reference run of \(job.name) wrote no output")
             #expect(duplicates(reference.output).count == 0, "the reference output of \(job.name) has duplicate records")
             #expect(reference.query.count >= reference.output.count, "query shows fewer rows than the output topic holds")
 
             let ws = try CLIWorkspace()
-            try ws.createRebuTopics()
+            try ws.createRebuTopics(keying)
             let file = try ws.jobFile(job)
             // JOBCLI_SEED=N replays (or varies) the kill moments' choices.
             let base = ProcessInfo.processInfo.environment["JOBCLI_SEED"].flatMap { UInt64($0) } ?? 0xE0CE
-            var rng = SeededRandom(seed: base + UInt64(ShippedJob.allCases.firstIndex(of: job)!))
+            var rng = SeededRandom(seed: base + UInt64(ShippedJob.allCases.firstIndex(of: job)!) + (keying == .byUser ? 0 : 100))
             let chunked = job.inputs.map { ($0, JobFx.chunks(JobFx.lines($0), count: Self.chunks)) }
 
             var daemon = try ws.start(["process", file])
@@ -89,7 +124,8 @@ extension CLITests {
 
             var results = try ws.results(job.name, output: job.output, version: 1)
             results.output = try ws.values(job.output)
-            expectSameResults(results, reference, "\(job.name) after \(kills) kill -9 (seed \(rng.seed))")
+            expectSameResults(results, reference, "\(job.name) (\(keying.rawValue)) after \(kills) kill -9 (seed \(rng.seed))")
+            return reference
         }
     }
 }

@@ -58,6 +58,25 @@ enum ShippedJob: String, CaseIterable, CustomTestStringConvertible, Sendable {
     var testDescription: String { rawValue }
 }
 
+/// How the test topics are keyed: by user, as the SPEC's topics are (co-partitioned:
+/// every job reads directly), or as real feeds often are — app events by device, rides by
+/// ride, tickets by ticket — so that sessions and matches must re-key every input.
+enum InputKeying: String, CaseIterable, CustomTestStringConvertible, Sendable {
+    case byUser = "by-user"
+    case byOwnId = "by-own-id"
+
+    func keyField(_ topic: RebuTopic) -> String {
+        switch (self, topic) {
+        case (.byUser, _): return "user_id"
+        case (.byOwnId, .appEvents): return "device_id"
+        case (.byOwnId, .rides): return "ride_id"
+        case (.byOwnId, .tickets): return "ticket_id"
+        }
+    }
+
+    var testDescription: String { rawValue }
+}
+
 enum JobFx {
     static let partitions = 4
 
@@ -105,9 +124,12 @@ func duplicates(_ lines: [[UInt8]]) -> [[UInt8]] {
 }
 
 extension CLIWorkspace {
-    /// Creates `rides`, `tickets` and `app_events` with `JobFx.partitions` partitions.
-    func createRebuTopics() throws {
-        for t in RebuTopic.allCases { try createTopic(t.rawValue, partitions: JobFx.partitions) }
+    /// Creates `rides`, `tickets` and `app_events` with `JobFx.partitions` partitions,
+    /// keyed as `keying` says.
+    func createRebuTopics(_ keying: InputKeying = .byUser) throws {
+        for t in RebuTopic.allCases {
+            try createTopic(t.rawValue, partitions: JobFx.partitions, extra: ["--key-field", keying.keyField(t)])
+        }
     }
 
     /// Writes `lines` to a file and produces it into `topic` (exit 0 required).
@@ -203,8 +225,8 @@ extension CLIWorkspace {
 
     /// The job's reference results: everything produced up front, then
     /// `replay JOB.yaml --switch` (v1), in this (fresh) workspace.
-    func referenceRun(_ job: ShippedJob) throws -> JobResults {
-        try createRebuTopics()
+    func referenceRun(_ job: ShippedJob, keying: InputKeying = .byUser) throws -> JobResults {
+        try createRebuTopics(keying)
         for t in job.inputs { try produce(t.rawValue, JobFx.lines(t)) }
         let file = try jobFile(job)
         let r = try ok(["replay", file, "--switch"])

@@ -114,9 +114,15 @@ import KappaCore
         }
     }
 
+    /// SPEC 2: a missing key field is a bad line; a null one is a keyless record.
     @Test func missingOrNullKey() throws {
         #expect(try Self.extract(#"{"time_utc":"1"}"#) == .failure(.missingField("user_id", what: "key")))
-        #expect(try Self.extract(#"{"time_utc":"1","user_id":null}"#) == .failure(.missingField("user_id", what: "key")))
+        #expect(try Self.extract(#"{"time_utc":"1","user_id":null}"#) == .success(Extracted(key: nil, nanos: 1_000_000_000)))
+        let fields = try EventFields(keyField: "user_id", timeField: "time_utc", lineBytesMax: 1 << 16)
+        let nullKey = Self.padded(#"{"time_utc":"1","user_id":null}"#) { fields.extract($0).map(\.nullKey) }
+        #expect(nullKey == .success(true))
+        let present = Self.padded(#"{"time_utc":"1","user_id":"u"}"#) { fields.extract($0).map(\.nullKey) }
+        #expect(present == .success(false))
     }
 
     @Test func keyOfTheWrongType() throws {
