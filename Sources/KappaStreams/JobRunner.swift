@@ -156,7 +156,9 @@ public enum JobVersions {
         try ensure(JobRegistry.lateTopic(def, version), TopicConfig(partitions: n, keyField: def.keyField, transactional: true), directory)
         try ensure(JobRegistry.deadLetterTopic(def, version), TopicConfig(partitions: n, keyField: def.keyField, transactional: true, rawValues: true), directory)
         if plan.repartitioned {
-            try ensure(JobRegistry.repartitionTopic(def, version), TopicConfig(partitions: n, keyField: def.keyField), directory)
+            // Uncompressed: its records are small varint-packed binary that LZ4 shrinks by a
+            // quarter at most, and it is read once, right after it is written (page cache).
+            try ensure(JobRegistry.repartitionTopic(def, version), TopicConfig(partitions: n, compression: .none, keyField: def.keyField), directory)
         }
         return plan
     }

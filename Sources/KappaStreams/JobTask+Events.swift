@@ -104,7 +104,7 @@ extension JobTask {
         }
         let type = extractor.field(2)
         if state.sources[i].rekeyed, let owner = remoteOwner(key) {
-            forward(.event, key: key, source: i, offset: record.offset.rawValue, time: time, text: textBytes(type), owner: owner)
+            sender!.forward(.session, source: state.sources[i].id, to: owner, key: key, offset: record.offset.rawValue, time: time, text: textBytes(type))
             return
         }
         s.add(key: String(decoding: key, as: UTF8.self), time: time, type: type.text, partition: state.sources[i].partition, offset: record.offset.rawValue)
@@ -123,7 +123,7 @@ extension JobTask {
         }
         let offset = record.offset.rawValue
         if state.sources[i].rekeyed, let owner = remoteOwner(user) {
-            forward(isTicket ? .ticket : .ride, key: user, source: i, offset: offset, time: time, text: id, owner: owner)
+            sender!.forward(isTicket ? .ticket : .ride, source: state.sources[i].id, to: owner, key: user, offset: offset, time: time, text: id)
             return
         }
         let idString = String(decoding: id, as: UTF8.self)
@@ -156,15 +156,6 @@ extension JobTask {
     private func remoteOwner(_ key: UnsafeRawBufferPointer) -> Int32? {
         let owner = plan.owner(of: key)
         return owner == task ? nil : owner
-    }
-
-    @inline(__always)
-    private func forward(_ kind: RepartitionRecord.Kind, key: UnsafeRawBufferPointer, source i: Int, offset: Int64, time: Int64,
-                         text: UnsafeRawBufferPointer?, owner: Int32) {
-        RepartitionRecord.encodeEvent(kind, source: state.sources[i].id, offset: offset, time: time, text: text, into: encoded)
-        // The record's timestamp is the millisecond (the exact time is in the value, and a
-        // sub-millisecond header would cost 15 bytes a record).
-        sender!.send(to: owner, key: key, value: encoded.bytes, timestamp: TimestampNanos(millis: TimestampNanos(time).millis))
     }
 
     /// Merges a window partial here, or sends it to the task that owns its key.

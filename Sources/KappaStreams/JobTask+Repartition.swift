@@ -10,27 +10,82 @@ extension JobTask {
     /// task does not hear from, or does not fit the operator is corruption: an error
     /// naming the topic, partition and offset, never a crash or a guess.
     func drainRepartition(budget: Int) throws(KappaError) -> Int {
+        // The operator is bound once, not once per record.
+        switch op {
+        case .window(let merger):
+            let fields = fieldCount
+            return try forEachRecord(budget: budget) { (d, key, from) throws(RepartitionRecord.Failure) in
+                guard d.kind == .contribution else { throw unexpected(d, from) }
+                guard state.progress[from.stream].accept(slot: from.slot, sequence: d.sequence) else { return }
+                if let update = merger.apply(try RepartitionRecord.contribution(key: key, d, fields: fields)) { writeWindow(update) }
+            }
+        case .session(let s):
+            return try forEachRecord(budget: budget) { (d, _, from) throws(RepartitionRecord.Failure) in
+                try forEachEvent(d, from, expecting: .session) { e in
+                    s.add(key: String(decoding: e.key, as: UTF8.self), time: e.time, type: e.text.map { String(decoding: $0, as: UTF8.self) },
+                          partition: from.partition, offset: e.offset)
+                }
+            }
+        case .match(let m):
+            return try forEachRecord(budget: budget) { (d, _, from) throws(RepartitionRecord.Failure) in
+                let rides = from.stream == 0
+                try forEachEvent(d, from, expecting: rides ? .ride : .ticket) { e in
+                    let id = String(decoding: e.text!, as: UTF8.self)
+                    if rides {
+                        m.addRide(user: e.key, id: id, time: e.time, partition: from.partition, offset: e.offset)
+                    } else {
+                        m.addTicket(user: e.key, id: id, time: e.time, partition: from.partition, offset: e.offset)
+                    }
+                }
+            }
+        }
+    }
+
+    private func unexpected(_ d: RepartitionRecord.Decoded, _ from: TaskState.SourceSlot) -> RepartitionRecord.Failure {
+        RepartitionRecord.Failure(description: "a \(d.kind) record from source \(d.source) does not belong to a \(definition.kind) job's stream \(from.stream)")
+    }
+
+    /// Calls `body` with each event of an events record that is new (not a copy).
+    @inline(__always)
+    private func forEachEvent(_ d: RepartitionRecord.Decoded, _ from: TaskState.SourceSlot, expecting: RepartitionRecord.Event,
+                              _ body: (EventReader.Item) -> Void) throws(RepartitionRecord.Failure) {
+        guard d.kind == .events else { throw unexpected(d, from) }
+        var events = try EventReader(d.body)
+        guard events.event == expecting else {
+            throw RepartitionRecord.Failure(description: "\(events.event)s from source \(d.source) where \(expecting)s belong")
+        }
+        while let e = try events.next() {
+            if state.progress[from.stream].accept(slot: from.slot, sequence: e.offset) { body(e) }
+        }
+    }
+
+    /// The loop under `drainRepartition`: watermarks are recorded here; every other
+    /// record goes to `body` with its key and where its source's records go.
+    @inline(__always)
+    private func forEachRecord(budget: Int, _ body: (RepartitionRecord.Decoded, UnsafeRawBufferPointer?, TaskState.SourceSlot) throws(RepartitionRecord.Failure) -> Void) throws(KappaError) -> Int {
         guard let reader = repartitionReader, var position = state.repartitionPosition else { return 0 }
         defer { state.repartitionPosition = position }
         var n = 0
         let sourceCount = plan.sourceCount
+        let state = self.state
         while n < budget, let batch = try reader.nextBatch() {
             if batch.header.nextOffset <= position { continue }
             do throws(BatchDecodeError) {
                 var records = try RecordBatchDecoder.records(of: batch.bytes, header: batch.header, codec: codec, scratch: scratch)
                 while let record = try records.next() {
                     guard record.offset >= position else { continue }
-                    let d: RepartitionRecord.Decoded
                     do throws(RepartitionRecord.Failure) {
-                        d = try RepartitionRecord.decode(key: record.key, value: record.value, sources: sourceCount, fields: fieldCount)
+                        let d = try RepartitionRecord.decode(value: record.value, sources: sourceCount)
+                        guard let from = state.sourceSlots[Int(d.source)] else {
+                            throw RepartitionRecord.Failure(description: "source \(d.source) does not send to task \(task)")
+                        }
+                        if d.kind == .watermark {
+                            state.progress[from.stream].observe(slot: from.slot, streamTime: d.sequence, idle: d.idle)
+                        } else {
+                            try body(d, record.key, from)
+                        }
                     } catch {
                         throw BatchDecodeError("repartition record at offset \(record.offset): \(error.description)")
-                    }
-                    guard let (p, slot) = state.sourceSlots[Int(d.source)] else {
-                        throw BatchDecodeError("repartition record at offset \(record.offset): source \(d.source) does not send to task \(task)")
-                    }
-                    if let problem = receive(d, key: record.key, progress: p, slot: slot) {
-                        throw BatchDecodeError("repartition record at offset \(record.offset): \(problem)")
                     }
                     position = record.offset + 1
                     n += 1
@@ -40,34 +95,5 @@ extension JobTask {
             }
         }
         return n
-    }
-
-    /// Applies one decoded record; returns what is wrong with it, if anything.
-    private func receive(_ d: RepartitionRecord.Decoded, key: UnsafeRawBufferPointer?, progress p: Int, slot: Int) -> String? {
-        if d.kind == .watermark {
-            state.progress[p].observe(slot: slot, streamTime: d.time, idle: d.idle)
-            return nil
-        }
-        let partition = plan.source(d.source)!.partition
-        switch (op, d.kind) {
-        case (.window(let merger), .contribution):
-            guard state.progress[p].accept(slot: slot, sequence: d.sequence) else { return nil }
-            if let update = merger.apply(d.contribution!) { writeWindow(update) }
-        case (.session(let s), .event):
-            guard state.progress[p].accept(slot: slot, sequence: d.sequence) else { return nil }
-            s.add(key: String(decoding: key!, as: UTF8.self), time: d.time, type: d.text.map { String(decoding: $0, as: UTF8.self) },
-                  partition: partition, offset: d.sequence)
-        case (.match(let m), .ride) where p == 0, (.match(let m), .ticket) where p == 1:
-            guard state.progress[p].accept(slot: slot, sequence: d.sequence) else { return nil }
-            let id = String(decoding: d.text!, as: UTF8.self)
-            if d.kind == .ride {
-                m.addRide(user: key!, id: id, time: d.time, partition: partition, offset: d.sequence)
-            } else {
-                m.addTicket(user: key!, id: id, time: d.time, partition: partition, offset: d.sequence)
-            }
-        default:
-            return "a \(d.kind) record from source \(d.source) does not belong to a \(definition.kind) job's \(p == 0 ? "first" : "second") stream"
-        }
-        return nil
     }
 }

@@ -167,7 +167,8 @@ public final class JobTask {
         var n = got.reduce(0, +)
         try afterInputs()
         if let sender {
-            try sender.flush()
+            // Busy: write only large batches. Drained: everything, so owners see it now.
+            if n >= budget { try sender.flushFull() } else { try sender.flush() }
             n += try drainRepartition(budget: budget * 4)
         }
         closeReady()
@@ -236,6 +237,8 @@ public final class JobTask {
     /// closed; every source reports its stream time — to the owners through the
     /// repartition topic when it is re-keyed, here when it is read directly.
     private func afterInputs() throws(KappaError) {
+        // Events already forwarded go before any watermark of their source.
+        sender?.closeBundles()
         for i in state.sources.indices {
             if let pre = state.sources[i].pre, case .window(let merger) = op {
                 pre.closeReady { route($0, source: i, merger: merger) }

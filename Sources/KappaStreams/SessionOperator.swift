@@ -1,3 +1,4 @@
+import HeapModule
 import KappaCore
 import KappaJSON
 
@@ -13,6 +14,21 @@ public struct Session: Equatable, Sendable {
     public static func == (a: Session, b: Session) -> Bool {
         a.start == b.start && a.end == b.end && a.events == b.events && a.lineage == b.lineage
             && a.types.map(\.0) == b.types.map(\.0) && a.types.map(\.1) == b.types.map(\.1)
+    }
+
+    /// A session of one event.
+    init(time: Int64, type: String?, partition: Int32, offset: Int64) {
+        self.init(start: time, end: time, events: 1, types: [], lineage: Lineage())
+        if let type { count(type: type) }
+        lineage.add(partition: partition, offset: offset)
+    }
+
+    public init(start: Int64, end: Int64, events: Int64, types: [(String, Int64)], lineage: Lineage) {
+        self.start = start
+        self.end = end
+        self.events = events
+        self.types = types
+        self.lineage = lineage
     }
 
     mutating func count(type: String, by n: Int64 = 1) {
@@ -77,8 +93,19 @@ public final class Sessionizer {
     public private(set) var closedWatermark: Int64?
     /// Events that reached a session already emitted (idle sources only, see above).
     public private(set) var lateAtOwner: Int64 = 0
-    private var sessions: [String: [Session]] = [:]  // per key, ascending by start, disjoint
+    private var sessions: [String: [Session]] = [:]  // per key, ascending by start (and end), disjoint
     private var openCount = 0
+    /// When keys may have a session to close: for every open session an entry whose
+    /// bound is at most that session's end (pushed when a session is created; ends only
+    /// grow, and a merged session keeps its parts' entries). `closeReady` pops what is
+    /// below its horizon and looks only at those keys: O(ready), not O(open), per call.
+    private var due = Heap<Due>()
+
+    private struct Due: Comparable {
+        var bound: Int64
+        var key: String
+        static func < (a: Due, b: Due) -> Bool { (a.bound, a.key) < (b.bound, b.key) }
+    }
 
     public init(spec: SessionSpec) { self.spec = spec }
 
@@ -92,42 +119,44 @@ public final class Sessionizer {
             lateAtOwner += 1
             return false
         }
-        // The common case: the key has sessions and the event falls within `gap` of
-        // exactly one of them without reaching another: update it in place.
-        if let index = sessions.index(forKey: key) {
-            let list = sessions.values[index]
-            var touching = -1
-            var count = 0
-            for (i, s) in list.enumerated() where time >= s.start - spec.gapNanos && time <= s.end + spec.gapNanos {
-                touching = i
-                count += 1
-            }
-            if count == 1 {
-                sessions.values[index][touching].addEvent(time: time, type: type, partition: partition, offset: offset)
-                return true
+        // In place, without copying the key's sessions: they are ordered and disjoint,
+        // so those within `gap` of the event are consecutive. One: the event joins it
+        // (the common case). Several: the event bridges them into the first. None: a new
+        // session, in order.
+        guard let index = sessions.index(forKey: key) else {
+            sessions[key] = [Session(time: time, type: type, partition: partition, offset: offset)]
+            openCount += 1
+            due.insert(Due(bound: time, key: key))
+            return true
+        }
+        var first = -1, last = -1
+        for i in sessions.values[index].indices {
+            let start = sessions.values[index][i].start, end = sessions.values[index][i].end
+            if time >= start - spec.gapNanos && time <= end + spec.gapNanos {
+                if first < 0 { first = i }
+                last = i
+            } else if first >= 0 {
+                break
             }
         }
-        var new = Session(start: time, end: time, events: 1, types: [], lineage: Lineage())
-        if let type { new.count(type: type) }
-        new.lineage.add(partition: partition, offset: offset)
-        var list = sessions[key] ?? []
-        // Absorb every session within `gap` of the new event (one or two: a bridge).
-        var kept: [Session] = []
-        kept.reserveCapacity(list.count + 1)
-        for s in list {
-            if time >= s.start - spec.gapNanos && time <= s.end + spec.gapNanos {
-                new.absorb(s)
-                openCount -= 1
-            } else {
-                kept.append(s)
+        if first >= 0 {
+            sessions.values[index][first].addEvent(time: time, type: type, partition: partition, offset: offset)
+            if last > first {
+                for j in (first + 1)...last {
+                    let other = sessions.values[index][j]
+                    sessions.values[index][first].absorb(other)
+                }
+                sessions.values[index].removeSubrange((first + 1)...last)
+                openCount -= last - first
             }
+            // The merged session keeps the `due` entry of its first part: its end only grew.
+            return true
         }
-        var i = kept.count
-        while i > 0 && kept[i - 1].start > new.start { i -= 1 }
-        kept.insert(new, at: i)
+        var i = sessions.values[index].count
+        while i > 0 && sessions.values[index][i - 1].start > time { i -= 1 }
+        sessions.values[index].insert(Session(time: time, type: type, partition: partition, offset: offset), at: i)
         openCount += 1
-        list = kept
-        sessions[key] = list
+        due.insert(Due(bound: time, key: key))
         return true
     }
 
@@ -138,13 +167,22 @@ public final class Sessionizer {
         closedWatermark = max(closedWatermark ?? st, st)
         let horizon = st - spec.gapNanos - spec.graceNanos  // final when end < horizon
         var ready: [(String, Session)] = []
-        for (key, list) in sessions {
-            guard list.first!.end < horizon else { continue }
-            var rest: [Session] = []
-            for s in list {
-                if s.end < horizon { ready.append((key, s)) } else { rest.append(s) }
+        while let next = due.min, next.bound < horizon {
+            let key = due.removeMin().key
+            guard let index = sessions.index(forKey: key) else { continue }  // closed already
+            // A key's sessions are ordered by end too: the final ones are a prefix.
+            var k = 0
+            while k < sessions.values[index].count && sessions.values[index][k].end < horizon {
+                ready.append((key, sessions.values[index][k]))
+                k += 1
             }
-            if rest.isEmpty { sessions[key] = nil } else { sessions[key] = rest }
+            if k == sessions.values[index].count {
+                sessions.remove(at: index)
+            } else {
+                sessions.values[index].removeFirst(k)
+                // The popped entry may have been the only one left for these sessions.
+                due.insert(Due(bound: sessions.values[index][0].end, key: key))
+            }
         }
         openCount -= ready.count
         ready.sort { ($0.1.end, $0.0, $0.1.start) < ($1.1.end, $1.0, $1.1.start) }
@@ -193,6 +231,7 @@ public final class Sessionizer {
         self.closedWatermark = closedWatermark
         lateAtOwner = 0
         sessions = [:]
+        due = Heap()
         openCount = 0
         for _ in 0..<(try r.count()) {
             let key = try r.string()
@@ -205,6 +244,7 @@ public final class Sessionizer {
             }
             openCount += list.count
             sessions[key] = list
+            if let first = list.first { due.insert(Due(bound: first.end, key: key)) }
         }
     }
 }

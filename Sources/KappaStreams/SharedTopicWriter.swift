@@ -54,14 +54,17 @@ final class SharedTopicWriter: @unchecked Sendable {
 }
 
 /// One task's side of the repartition topic: a batch builder per destination partition,
-/// filled by `send` without locks or I/O, sealed (compressed, checksummed) by the task
-/// itself and appended through the process's `SharedTopicWriter` by `flush()`, which the
-/// task calls after each step and before each checkpoint. So a step's records cost one
-/// lock and one write per destination, and compression runs on every core at once.
-/// Not thread-safe: one task, one thread.
+/// filled by `send` without locks or I/O, sealed (checksummed, compressed if the topic
+/// is) by the task itself and appended through the process's `SharedTopicWriter`.
+/// `flush()` appends everything (the task calls it when its inputs are drained, so the
+/// owners see records at once, and before each checkpoint); `flushFull()` only
+/// destinations with `writeThresholdBytes` gathered (while the task is busy: few large
+/// appends, each one lock and one write). Not thread-safe: one task, one thread.
 final class RepartitionSender {
     let shared: SharedTopicWriter
     private var builders: [RecordBatchBuilder?]
+    /// Per destination, the events record being filled (`forward`).
+    private var bundles: [EventBundle?]
     private let sealed: [SealedBatches]
     private let codec = LZ4Codec()
     /// Destinations written since the last `takeWritten()` (to sync before a checkpoint).
@@ -72,6 +75,7 @@ final class RepartitionSender {
         self.shared = shared
         let n = Int(shared.partitions)
         builders = Array(repeating: nil, count: n)
+        bundles = Array(repeating: nil, count: n)
         sealed = (0..<n).map { _ in SealedBatches() }
         // Every task keeps a builder per destination, so batches shrink as the job grows:
         // about 16 MiB of builders per task at most, batches of 16–256 KiB.
@@ -91,20 +95,58 @@ final class RepartitionSender {
         if builder.isFull { sealed[p].seal(builder, codec: codec) }
     }
 
-    /// Sends one record to every partition (watermarks).
-    func broadcast(value: UnsafeRawBufferPointer, timestamp: TimestampNanos) {
-        for p in 0..<shared.partitions { send(to: p, key: nil, value: value, timestamp: timestamp) }
+    /// Adds one on-time event of `source` for `partition`'s owner to the events record
+    /// being filled for it (a new one when the source or kind changes or it is full).
+    @inline(__always)
+    func forward(_ event: RepartitionRecord.Event, source: Int32, to partition: Int32, key: UnsafeRawBufferPointer, offset: Int64,
+                 time: Int64, text: UnsafeRawBufferPointer?) {
+        let p = Int(partition)
+        let bundle: EventBundle
+        if let b = bundles[p] { bundle = b } else {
+            bundle = EventBundle()
+            bundles[p] = bundle
+        }
+        if !bundle.isEmpty && (bundle.source != source || bundle.event != event || bundle.bytes.count >= EventBundle.bytesMax) {
+            closeBundle(p)
+        }
+        if bundle.isEmpty { bundle.begin(source: source, event: event, offset: offset, time: time) }
+        bundle.add(key: key, offset: offset, time: time, text: text)
     }
+
+    private func closeBundle(_ p: Int) {
+        guard let b = bundles[p], !b.isEmpty else { return }
+        send(to: Int32(p), key: nil, value: b.finish(), timestamp: TimestampNanos(millis: TimestampNanos(b.firstTime).millis))
+        b.reset()
+    }
+
+    /// Turns the events records being filled into records, before what must follow
+    /// them (a watermark of their source) is sent.
+    func closeBundles() {
+        for p in bundles.indices { closeBundle(p) }
+    }
+
+    /// Sealed bytes per destination that `flushFull` writes.
+    static let writeThresholdBytes = 256 << 10
 
     /// Seals what is buffered and appends it. After it returns, every record sent is in
     /// the topic and visible to the receiving tasks.
     func flush() throws(KappaError) {
+        closeBundles()
         for p in builders.indices {
             if let b = builders[p], !b.isEmpty { sealed[p].seal(b, codec: codec) }
-            guard !sealed[p].isEmpty else { continue }
-            try shared.append(partition: Int32(p), sealed[p])
-            written.insert(Int32(p))
+            try write(p)
         }
+    }
+
+    /// Appends the destinations whose sealed batches reached `writeThresholdBytes`.
+    func flushFull() throws(KappaError) {
+        for p in sealed.indices where sealed[p].bytes >= Self.writeThresholdBytes { try write(p) }
+    }
+
+    private func write(_ p: Int) throws(KappaError) {
+        guard !sealed[p].isEmpty else { return }
+        try shared.append(partition: Int32(p), sealed[p])
+        written.insert(Int32(p))
     }
 
     /// Makes everything flushed so far durable (before a durable checkpoint).
@@ -113,5 +155,5 @@ final class RepartitionSender {
         written.removeAll()
     }
 
-    var isEmpty: Bool { builders.allSatisfy { $0?.isEmpty ?? true } && sealed.allSatisfy(\.isEmpty) }
+    var isEmpty: Bool { bundles.allSatisfy { $0?.isEmpty ?? true } && builders.allSatisfy { $0?.isEmpty ?? true } && sealed.allSatisfy(\.isEmpty) }
 }

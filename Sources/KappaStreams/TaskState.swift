@@ -85,8 +85,16 @@ final class TaskState {
     var repartitionPosition: Offset?
     /// Per stream (`Role.stream`): the sources this task's results wait for.
     var progress: [SourceProgress]
-    /// Global source id → (stream, slot), or nil when this task does not hear from it.
-    let sourceSlots: [(Int, Int)?]
+    /// Where a source's records go in this task: its stream (`progress` index), its slot
+    /// there, and the input partition it reads (for lineage).
+    struct SourceSlot {
+        var stream: Int
+        var slot: Int
+        var partition: Int32
+    }
+
+    /// By global source id; nil when this task does not hear from that source.
+    let sourceSlots: [SourceSlot?]
     let op: Operator
     var processed: Int64 = 0
     var deadLetters: Int64 = 0
@@ -126,10 +134,10 @@ final class TaskState {
         self.sources = sources
         let streams = roles.contains(.tickets) ? 2 : 1
         var progress: [SourceProgress] = []
-        var slots = [(Int, Int)?](repeating: nil, count: Int(plan.sourceCount))
+        var slots = [SourceSlot?](repeating: nil, count: Int(plan.sourceCount))
         for p in 0..<streams {
             let ids = plan.sources(of: task, inputs: definition.inputs.indices.filter { roles[$0].stream == p }).sorted()
-            for (slot, id) in ids.enumerated() { slots[Int(id)] = (p, slot) }
+            for (slot, id) in ids.enumerated() { slots[Int(id)] = SourceSlot(stream: p, slot: slot, partition: plan.source(id)!.partition) }
             progress.append(SourceProgress(sources: ids))
         }
         self.progress = progress
@@ -139,8 +147,8 @@ final class TaskState {
 
     /// Records a source's stream time if this task waits for it.
     func observe(source id: Int32, _ w: ReportedWatermark) {
-        guard let (p, slot) = sourceSlots[Int(id)] else { return }
-        progress[p].observe(slot: slot, streamTime: w.streamTime, idle: w.idle)
+        guard let s = sourceSlots[Int(id)] else { return }
+        progress[s.stream].observe(slot: s.slot, streamTime: w.streamTime, idle: w.idle)
     }
 
     /// Hands a match its topics' watermarks.
