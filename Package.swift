@@ -71,7 +71,8 @@ let package = Package(
             dependencies: [
                 "KappaCore", "KappaFormat", "KappaJSON", "KappaLog", "KappaGroups", "KappaStreams", "KappaTesting",
                 "RebuGenerator", "kappa",
-            ]
+            ],
+            exclude: ["Fixtures"]  // read by path (#filePath), not as bundled resources
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -59,7 +59,14 @@ struct JobsCommand: ParsableCommand {
                 let path = registry.statusPath(def.name, v.version, task: p)
                 var lag: [String: Int64] = [:]
                 var status: TaskStatus?
-                if FS.exists(path) { status = try TaskStatus.decode(try File(path: path, mode: .readOnly).readAll(limit: 1 << 24), path: path) }
+                if FS.exists(path) {
+                    do throws(KappaError) {
+                        status = try TaskStatus.decode(try File(path: path, mode: .readOnly).readAll(limit: 1 << 24), path: path)
+                    } catch {
+                        // Not the checkpoint, only its description: say so, show the rest.
+                        notes.append("task \(p): \(error.message); it is rewritten at the task's next checkpoint")
+                    }
+                }
                 for input in plan!.inputs where p < input.partitions {
                     let end = try PartitionStatus.read(dir, TopicPartition(input.topic, p)).endOffset
                     lag[input.topic] = end.rawValue - (status?.inputOffsets[input.topic] ?? 0)
