@@ -25,8 +25,8 @@ enum RekeyFixture {
 
     /// Replays `job` into a new version of `data`, measures it, then drops that version
     /// (so repeated runs do not fill the disk).
-    static func replay(_ job: String, data: String) -> (nanos: Int64, maxRSSKiB: Int) {
-        let m = StreamFixture.measure(Fixture.kappa, ["replay", StreamFixture.dir + "/\(job).yaml", "--data", data, "--fsync", "never"])
+    static func replay(_ job: String, data: String) -> (nanos: Int64, maxRSSKiB: Int, cpuNanos: Int64) {
+        let m = StreamFixture.measureCPU(Fixture.kappa, ["replay", StreamFixture.dir + "/\(job).yaml", "--data", data, "--fsync", "never"])
         let out = Fixture.directory + "/jobs-list-\(getpid()).out"
         Fixture.run(Fixture.kappa, ["jobs", "list", "--data", data], stdoutPath: out)
         let list = String(decoding: FileManager.default.contents(atPath: out) ?? Data(), as: UTF8.self).split(separator: "\n")
@@ -43,14 +43,15 @@ let rekeyBenchmarks = {
     for (job, what, events) in [("app-sessions", "sessions of 1M app events keyed by device", Int64(Fixture.events)),
                                 ("ticket-ride-match", "matches of 1M rides keyed by ride and tickets keyed by ticket", Int64(StreamFixture.rides))] {
         Benchmark("replay \(job) re-keyed vs co-partitioned (\(what))",
-                  configuration: .init(metrics: [.custom("re-keyed ms"), .custom("co-partitioned ms"), .custom("ratio x100"),
+                  configuration: .init(metrics: [.custom("re-keyed ms"), .custom("co-partitioned ms"), .custom("ratio x100"), .custom("CPU ratio x100"),
                                                  .custom("re-keyed events/s", polarity: .prefersLarger), .custom("re-keyed peak RSS MiB")],
-                                       maxIterations: 3)) { benchmark in
+                                       maxIterations: 5)) { benchmark in
             let base = RekeyFixture.replay(job, data: direct)
             let rekeyed = RekeyFixture.replay(job, data: RekeyFixture.data)
             benchmark.measurement(.custom("re-keyed ms"), Int(rekeyed.nanos / 1_000_000))
             benchmark.measurement(.custom("co-partitioned ms"), Int(base.nanos / 1_000_000))
             benchmark.measurement(.custom("ratio x100"), Int(rekeyed.nanos * 100 / base.nanos))
+            benchmark.measurement(.custom("CPU ratio x100"), Int(rekeyed.cpuNanos * 100 / max(1, base.cpuNanos)))
             benchmark.measurement(.custom("re-keyed events/s", polarity: .prefersLarger), Int(events * 1_000_000_000 / rekeyed.nanos))
             benchmark.measurement(.custom("re-keyed peak RSS MiB"), rekeyed.maxRSSKiB / 1024)
         } setup: {

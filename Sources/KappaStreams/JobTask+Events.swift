@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import KappaCore
 import KappaFormat
 import KappaJSON
@@ -74,7 +79,7 @@ extension JobTask {
     /// is refused — counting it here would split its key's results between two tasks.
     @inline(__always)
     private func misrouted(_ record: RecordView, key: UnsafeRawBufferPointer, source i: Int) -> String? {
-        if let stored = record.key, stored.elementsEqual(key) { return nil }
+        if let stored = record.key, stored.count == key.count, key.isEmpty || memcmp(stored.baseAddress!, key.baseAddress!, key.count) == 0 { return nil }
         let owner = plan.owner(of: key)
         guard owner != task else { return nil }
         let input = plan.inputs[state.sources[i].input]

@@ -160,15 +160,13 @@ public final class JobTask {
                 if k == 0 { exhausted[pick] = true } else { exhausted = exhausted.map { _ in false } }
                 got[pick] += k
                 n += k
-                if case .match = op { state.refreshWatermarks() }
             }
         }
         for i in 0..<sourceCount { noteActivity(i, got: got[i], now: now) }
         var n = got.reduce(0, +)
         try afterInputs()
         if let sender {
-            // Busy: write only large batches. Drained: everything, so owners see it now.
-            if n >= budget { try sender.flushFull() } else { try sender.flush() }
+            try sender.flush()
             n += try drainRepartition(budget: budget * 4)
         }
         closeReady()

@@ -1,3 +1,4 @@
+import HeapModule
 import KappaCore
 import KappaJSON
 
@@ -69,21 +70,25 @@ public final class TicketRideMatcher {
         var offset: Int64
     }
 
-    struct Ticket {
+    /// Ordered by (time, partition, offset): the order tickets become final in.
+    struct Ticket: Comparable {
         var id: String
         var user: Int32  // in `users`
         var time: Int64
         var partition: Int32
         var offset: Int64
+
+        static func < (a: Ticket, b: Ticket) -> Bool { (a.time, a.partition, a.offset) < (b.time, b.partition, b.offset) }
+        static func == (a: Ticket, b: Ticket) -> Bool { (a.time, a.partition, a.offset) == (b.time, b.partition, b.offset) }
     }
 
     private var users = KeyIndex(capacity: 1024)
     private var rides: [[Ride]] = []  // by user id, ascending by (time, partition, offset)
-    /// Tickets waiting for the rides to catch up, ascending by (time, partition, offset):
-    /// those that become final are a prefix. Tickets arrive nearly in order (disorder is
-    /// bounded by grace), so keeping the order costs an insertion near the end.
-    private var pending: [Ticket] = []
-    private var oldestPending: Int64? { pending.first?.time }
+    /// Tickets waiting for the rides to catch up, by (time, partition, offset): those that
+    /// become final come off the top. A heap, not a sorted array: re-keyed tickets arrive
+    /// from several partitions a batch at a time, far from in order.
+    private var pending = Heap<Ticket>()
+    private var oldestPending: Int64? { pending.min?.time }
     private var rideCount = 0
 
     public init(spec: MatchSpec) { self.spec = spec }
@@ -120,9 +125,7 @@ public final class TicketRideMatcher {
 
     /// Adds an on-time ticket (judged by the caller) to the waiting list.
     public func addTicket(user: UnsafeRawBufferPointer, id: String, time: Int64, partition: Int32, offset: Int64) {
-        var i = pending.count
-        while i > 0 && (pending[i - 1].time, pending[i - 1].partition, pending[i - 1].offset) > (time, partition, offset) { i -= 1 }
-        pending.insert(Ticket(id: id, user: Int32(userId(user)), time: time, partition: partition, offset: offset), at: i)
+        pending.insert(Ticket(id: id, user: Int32(userId(user)), time: time, partition: partition, offset: offset))
     }
 
     /// Emits every ticket whose match is final, ordered by (ticket time, partition,
@@ -139,13 +142,11 @@ public final class TicketRideMatcher {
             // exactly that distance is still on time, so equality must wait.
             horizon = rst - spec.graceNanos
         }
-        var ready = 0
-        while ready < pending.count && (horizon == .max || pending[ready].time < horizon) { ready += 1 }
-        guard ready > 0 else { return }
-        for t in pending[..<ready] { emit(result(for: t, final: true)) }
-        let users = Set(pending[..<ready].map(\.user))
-        pending.removeFirst(ready)
-        for user in users { prune(&rides[Int(user)]) }
+        var ready: [Ticket] = []
+        while let t = pending.min, horizon == .max || t.time < horizon { ready.append(pending.removeMin()) }
+        guard !ready.isEmpty else { return }
+        for t in ready { emit(result(for: t, final: true)) }
+        for user in Set(ready.map(\.user)) { prune(&rides[Int(user)]) }
     }
 
     func result(for t: Ticket, final: Bool) -> MatchResult {
@@ -156,7 +157,7 @@ public final class TicketRideMatcher {
     }
 
     /// Tickets still waiting, with their match so far, for queries.
-    public func openResults() -> [MatchResult] { pending.map { result(for: $0, final: false) } }
+    public func openResults() -> [MatchResult] { pending.unordered.sorted().map { result(for: $0, final: false) } }
 
     /// Drops rides no future ticket can match: keep those after the oldest ticket time
     /// still possible, and the latest one at or before it.
@@ -193,7 +194,7 @@ public final class TicketRideMatcher {
             }
         }
         w.put(pending.count)
-        for t in pending {
+        for t in pending.unordered.sorted() {
             w.put(t.id)
             w.put(users.keys[Int(t.user)])
             w.put(t.time)
@@ -245,14 +246,14 @@ public final class TicketRideMatcher {
             guard Int(users.id(of: user)) == rides.count else { throw StateReader.Failure(description: "user '\(user)' twice") }
             rides.append(list)
         }
-        pending = []
+        var waiting: [Ticket] = []
         for _ in 0..<(try r.count()) {
             let id = try r.string()
             let user = try r.string()
             let u = Int(users.id(of: user))
             if u == rides.count { rides.append([]) }  // older checkpoints listed only users with rides
-            pending.append(Ticket(id: id, user: Int32(u), time: try r.int64(), partition: try partition(&r), offset: try r.int64()))
+            waiting.append(Ticket(id: id, user: Int32(u), time: try r.int64(), partition: try partition(&r), offset: try r.int64()))
         }
-        pending.sort { ($0.time, $0.partition, $0.offset) < ($1.time, $1.partition, $1.offset) }
+        pending = Heap(waiting)
     }
 }

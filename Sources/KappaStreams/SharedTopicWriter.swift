@@ -56,10 +56,10 @@ final class SharedTopicWriter: @unchecked Sendable {
 /// One task's side of the repartition topic: a batch builder per destination partition,
 /// filled by `send` without locks or I/O, sealed (checksummed, compressed if the topic
 /// is) by the task itself and appended through the process's `SharedTopicWriter`.
-/// `flush()` appends everything (the task calls it when its inputs are drained, so the
-/// owners see records at once, and before each checkpoint); `flushFull()` only
-/// destinations with `writeThresholdBytes` gathered (while the task is busy: few large
-/// appends, each one lock and one write). Not thread-safe: one task, one thread.
+/// `flush()`, which the task calls after each step and before each checkpoint, appends
+/// what a step sent: one lock and one write per destination. (Holding records back while
+/// busy, to write larger batches, measured no faster — and it delays the watermarks that
+/// let owners close results and drop state.) Not thread-safe: one task, one thread.
 final class RepartitionSender {
     let shared: SharedTopicWriter
     private var builders: [RecordBatchBuilder?]
@@ -125,9 +125,6 @@ final class RepartitionSender {
         for p in bundles.indices { closeBundle(p) }
     }
 
-    /// Sealed bytes per destination that `flushFull` writes.
-    static let writeThresholdBytes = 256 << 10
-
     /// Seals what is buffered and appends it. After it returns, every record sent is in
     /// the topic and visible to the receiving tasks.
     func flush() throws(KappaError) {
@@ -136,11 +133,6 @@ final class RepartitionSender {
             if let b = builders[p], !b.isEmpty { sealed[p].seal(b, codec: codec) }
             try write(p)
         }
-    }
-
-    /// Appends the destinations whose sealed batches reached `writeThresholdBytes`.
-    func flushFull() throws(KappaError) {
-        for p in sealed.indices where sealed[p].bytes >= Self.writeThresholdBytes { try write(p) }
     }
 
     private func write(_ p: Int) throws(KappaError) {
