@@ -112,6 +112,8 @@ struct JobResults {
     var query: [[UInt8]]
     var late: [[UInt8]]
     var deadLetter: [[UInt8]]
+    /// How long the replay that computed them took (reference runs only).
+    var replaySeconds: Double = 0
 }
 
 func sortedLines(_ lines: [[UInt8]]) -> [[UInt8]] { lines.sorted { $0.lexicographicallyPrecedes($1) } }
@@ -229,7 +231,9 @@ extension CLIWorkspace {
         try createRebuTopics(keying)
         for t in job.inputs { try produce(t.rawValue, JobFx.lines(t)) }
         let file = try jobFile(job)
+        let started = Date()
         let r = try ok(["replay", file, "--switch"])
+        let replaySeconds = Date().timeIntervalSince(started)
         let summary = try parseJSONObject(try #require(r.stdoutLines.last, "replay printed nothing: \(r)"))
         #expect(intField(summary, "version") == 1, "\(r.stdoutText)")
         let total = job.inputs.reduce(0) { $0 + JobFx.lines($1).count }
@@ -239,6 +243,7 @@ extension CLIWorkspace {
         let alias = try values(job.output)
         expectSameLines(alias, results.output, "reference: consume \(job.output) vs \(job.output).v1")
         results.output = alias
+        results.replaySeconds = replaySeconds
         return results
     }
 }

@@ -148,8 +148,9 @@ extension CLITests {
             for t in job.inputs { try ws.produce(t.rawValue, JobFx.lines(t)) }
             let file = try ws.jobFile(job)
             var rng = SeededRandom(seed: 0x3E91A7 + UInt64(ShippedJob.allCases.firstIndex(of: job)!))
-            // A debug build replays rides-per-city in about a second, app-sessions in a few.
-            let maxDelay = job == .ridesPerCity ? 250 : 1200
+            // Kill within the first 30% of the time a whole replay took (it checkpoints only
+            // every ten seconds, so a killed replay starts over): each run is killed.
+            let maxDelay = max(20, Int(reference.replaySeconds * 300))
             var kills = 0
             var finished: CLIResult?
             for _ in 0..<5 {
