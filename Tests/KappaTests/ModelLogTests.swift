@@ -122,7 +122,7 @@ final class LogHarness {
                              segmentBytes: segmentBytes, segmentMillis: segmentMillis)
         fsync = [FsyncPolicy.never, .never, .interval(millis: 1000), .always][rng.int(0...3)]
         sealInBackground = rng.chance(50)
-        writeThresholdBytes = [0, 4096, 1 << 20][rng.int(0...2)]
+        writeThresholdBytes = [8 << 10, 64 << 10, 1 << 20][rng.int(0...2)]
         bulkAllowed = rng.chance(30)
         model = ReferenceLog(partitions: partitions)
         history = Array(repeating: [], count: partitions)
@@ -174,7 +174,7 @@ final class LogHarness {
 
     func openTopicWriter() throws {
         let w = try TopicWriter(directory: data, topic: topic, fsync: fsync, clock: clock, sealInBackground: sealInBackground)
-        w.writeThresholdBytes = writeThresholdBytes
+        w.groupThresholdBytes = writeThresholdBytes
         topicWriter = w
         roundRobin = 0
         check(w.recoveries.isEmpty, "a clean log needed recovery: \(w.recoveries)")
@@ -207,6 +207,7 @@ final class LogHarness {
         let w = topicWriter!
         var touched = Set<Int>()
         for r in records {
+            let cutsBefore = w.groupsCut
             let p: Int32 = try r.value.withUnsafeBytes { value in
                 if let key = r.key {
                     return try key.withUnsafeBytes { try w.append(key: $0, value: value, timestamp: r.timestamp, headers: r.headers) }
@@ -226,6 +227,8 @@ final class LogHarness {
             if shadow[pi].isEmpty { batchStarts[pi].insert(model.endOffset(pi)) }
             BatchCoding.append(r, to: shadow[pi])
             if shadow[pi].isFull { shadow[pi] = RecordBatchBuilder(compression: config.codec) }
+            // A group cut seals every partition's open batch.
+            if w.groupsCut != cutsBefore { shadow = (0..<partitions).map { _ in RecordBatchBuilder(compression: config.codec) } }
             model.append([r], partition: pi)
             history[pi].append(r)
         }
@@ -502,7 +505,7 @@ final class LogHarness {
                 closedSegmentsChecked[p].insert(base)
                 let path = SegmentFiles.timeIndexPath(dir, base)
                 guard FS.exists(path) else { continue }
-                let last = TimeIndex.load(path: path, base: base, nextOffset: bases[i + 1]).last?.timestampMillis
+                let last = try TimeIndex.load(path: path, base: base, nextOffset: bases[i + 1]).last?.timestampMillis
                 let maxMillis = (base.rawValue..<bases[i + 1].rawValue).map { history[p][Int($0)].timestamp.millis }.max()
                 check(last == maxMillis, "partition \(p): closed segment \(base)'s time index ends at \(last.map(String.init) ?? "nil") ms, its records' largest time is \(maxMillis.map(String.init) ?? "nil") ms")
             }
