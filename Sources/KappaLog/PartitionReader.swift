@@ -170,7 +170,7 @@ public final class PartitionReader {
 
     private func warnOnce(_ base: Offset, _ message: String) {
         guard warnedSegments.insert(base).inserted else { return }
-        warnings.append("\(topicPartition.topic) partition \(topicPartition.partition): " + message)
+        warnings.append("\(topicPartition.readable): " + message)
     }
 
     private func open(position: Int64, expected: Offset) {

@@ -56,7 +56,7 @@ extension PartitionWriter {
         let log = try fs.openFile(SegmentFiles.logPath(directory, base), mode: .readOnly)
         let walk = try SegmentScanner.walkHeaders(log, from: .zero, expected: base, to: try log.size())
         guard walk.complete, walk.nextOffset == next else {
-            warnings.append("\(topicPartition): \(log.path) does not frame as batches up to offset \(next) (stops at position \(walk.endPosition)); "
+            warnings.append("\(topicPartition.readable): \(log.path) does not frame as batches up to offset \(next) (stops at position \(walk.endPosition)); "
                             + "kept by retention, whose age it cannot tell")
             return nil
         }

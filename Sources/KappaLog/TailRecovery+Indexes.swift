@@ -21,7 +21,7 @@ extension TailRecovery {
                 throw KappaError(.corruptData, "batch headers stop making sense here", topicPartition: topicPartition,
                                  offset: walk.nextOffset, path: segment.log.path, position: walk.endPosition)
             }
-            warnings.append("\(topicPartition): the log is damaged at \(segment.log.path) position \(walk.endPosition) (offset \(walk.nextOffset)), "
+            warnings.append("\(topicPartition.readable): the log is damaged at \(segment.log.path) position \(walk.endPosition) (offset \(walk.nextOffset)), "
                             + "before the point it is known good to; not repaired: readers report it; appending after it")
             let rest = try SegmentScanner.walkHeaders(segment.log, from: start.position, expected: start.offset, to: size)
             guard rest.complete else {
@@ -111,6 +111,9 @@ extension TailRecovery {
             if entry.position.rawValue >= size { continue }
             if try checker.agrees(entry), kept.last.map({ $0.offset < entry.offset }) ?? true { kept.append(entry) } else { disagreeing += 1 }
         }
+        // Entries that disagree: rebuild the whole index from the log when the walk saw
+        // all of it (else keep the ones that agree and fill in after the last).
+        if disagreeing > 0 && checker.gap == nil { kept = [] }
         let batches = checker.batches
         var i = checker.firstBatch(after: kept.last?.position)
         var bytesSince = kept.last.flatMap { checker.batch(at: $0.position) }.map { Int64(batches[$0].totalBytes) } ?? 0
@@ -127,7 +130,7 @@ extension TailRecovery {
         let encoded = ByteWriter(capacity: max(64, kept.count * OffsetIndex.entryBytes))
         for e in kept { OffsetIndex.encode(e, base: base, into: encoded) }
         if disagreeing > 0 {
-            warnings.append("\(topicPartition): \(disagreeing) entr\(disagreeing == 1 ? "y" : "ies") of \(file.path) disagreed with the log; rebuilt from it")
+            warnings.append("\(topicPartition.readable): \(disagreeing) entr\(disagreeing == 1 ? "y" : "ies") of \(file.path) disagreed with the log; rebuilt from it")
         }
         try rewrite(file, old: old, new: encoded, entryBytes: OffsetIndex.entryBytes)
         return (Int64(encoded.count), kept.last)
@@ -154,7 +157,7 @@ extension TailRecovery {
         let encoded = ByteWriter(capacity: max(64, kept.count * TimeIndex.entryBytes))
         for e in kept { TimeIndex.encode(e, base: base, into: encoded) }
         if disagreeing > 0 {
-            warnings.append("\(topicPartition): \(disagreeing) entr\(disagreeing == 1 ? "y" : "ies") of \(file.path) disagreed with the log; dropped")
+            warnings.append("\(topicPartition.readable): \(disagreeing) entr\(disagreeing == 1 ? "y" : "ies") of \(file.path) disagreed with the log; dropped")
         }
         try rewrite(file, old: old, new: encoded, entryBytes: TimeIndex.entryBytes)
         return (Int64(encoded.count), kept.last)

@@ -62,7 +62,7 @@ struct TailRecovery {
         if let rp, e.tail.nextOffset < rp.point.offset { return nil }
         let size = try fs.openFile(SegmentFiles.logPath(directory, e.tail.base), mode: .readOnly).size()
         guard size >= e.tail.size else {
-            warnings.append("\(topicPartition): \(SegmentFiles.logPath(directory, e.tail.base)) is \(size) bytes, shorter than the \(e.tail.size) "
+            warnings.append("\(topicPartition.readable): \(SegmentFiles.logPath(directory, e.tail.base)) is \(size) bytes, shorter than the \(e.tail.size) "
                             + "published in this boot (offsets up to \(e.tail.nextOffset)); something outside Kappa cut it; checking from the recovery point")
             return nil
         }
