@@ -232,8 +232,9 @@ public final class PartitionReader {
                 let visible = try visibleBytes(of: base, file: file)
                 let position = bufferStart + Int64(cursor)
                 if position + Int64(total) <= visible {
-                    try fill(file, needing: total, visible: visible)
-                    continue
+                    if try fill(file, needing: total, visible: visible) { continue }
+                    throw corrupt("the file ends at \(bufferStart + Int64(buffer.count)) bytes, inside a batch of \(total) bytes, "
+                                  + "before the \(visible) bytes published")
                 }
                 if position < visible {
                     let what = base == (try visibleEnd())?.segmentBase ? "the published end at position \(visible)" : "the end of this closed segment (\(visible) bytes)"
@@ -250,8 +251,9 @@ public final class PartitionReader {
         }
     }
 
-    /// Reads more of the current segment, up to `visible` bytes.
-    private func fill(_ file: File, needing total: Int, visible: Int64) throws(KappaError) {
+    /// Reads more of the current segment, up to `visible` bytes. False when the file
+    /// has no more bytes, though the end says it should.
+    private func fill(_ file: File, needing total: Int, visible: Int64) throws(KappaError) -> Bool {
         buffer.removeFirst(cursor)
         bufferStart += Int64(cursor)
         cursor = 0
@@ -259,12 +261,10 @@ public final class PartitionReader {
         let want = max(total, Self.readBytes)
         buffer.reserve(want - buffer.count)
         let count = Int(min(Int64(want - buffer.count), visible - have))
-        guard count > 0 else { return }
+        guard count > 0 else { return false }
         let n = try file.read(into: buffer.base + buffer.count, count: count, at: have)
-        guard n == count else {
-            throw corrupt("the file ends at \(have + Int64(n)) bytes, before the \(visible) bytes published")
-        }
         buffer.count += n
+        return n > 0
     }
 
     private func moveToNextSegment() throws(KappaError) -> Bool {
