@@ -529,13 +529,19 @@ public final class PartitionWriter {
     // MARK: - Invariants, sync, close
 
     /// The invariants of the type's contract, checked in debug builds (each costs an
-    /// fstat). Caller holds the lock.
+    /// fstat). Caller holds the lock. An fstat that fails (a dead disk) is not what they
+    /// check: the failure surfaces from the next real operation.
     func checkInvariants() {
+        #if DEBUG
         assert(tail.isWellFormed, "\(topicPartition): malformed tail \(tail)")
-        assert((try? segment.log.size()) == tail.size, "\(topicPartition): the .log is not \(tail.size) bytes")  // a failed fstat fails the assertion
-        assert((try? segment.index.size()) == tail.indexBytes, "\(topicPartition): the .index is not \(tail.indexBytes) bytes")
-        assert((try? segment.timeIndex.size()) == tail.timeIndexBytes, "\(topicPartition): the .timeindex is not \(tail.timeIndexBytes) bytes")
+        let sizes = try? (segment.log.size(), segment.index.size(), segment.timeIndex.size())  // see above
+        if let (log, index, time) = sizes {
+            assert(log == tail.size, "\(topicPartition): the .log is \(log) bytes, the tail says \(tail.size)")
+            assert(index == tail.indexBytes, "\(topicPartition): the .index is \(index) bytes, the tail says \(tail.indexBytes)")
+            assert(time == tail.timeIndexBytes, "\(topicPartition): the .timeindex is \(time) bytes, the tail says \(tail.timeIndexBytes)")
+        }
         assert(inAppend || published == tail, "\(topicPartition): between appends the published end is the tail")
+        #endif
     }
 
     /// Where the log ends now: what a transactional owner publishes after a checkpoint.
