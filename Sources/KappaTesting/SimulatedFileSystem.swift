@@ -73,6 +73,8 @@ public final class SimulatedFileSystem: FileSystem, @unchecked Sendable {
 
     struct State {
         var root = Node(isDirectory: true)
+        /// Every path that resolves now, to its node (a cache of the tree, for speed).
+        var paths: [String: Node] = [:]
         var generation = 0
         var boot: UInt64 = 1
         var crashed = false
@@ -96,7 +98,9 @@ public final class SimulatedFileSystem: FileSystem, @unchecked Sendable {
     public static let pageBytes = 4096
 
     public init(seed: UInt64 = 0) {
-        state = Mutex(StateBox(s: State(random: SeededRandom(seed: seed))))
+        var s = State(random: SeededRandom(seed: seed))
+        s.paths["/"] = s.root
+        state = Mutex(StateBox(s: s))
     }
 
     // MARK: - Test controls
@@ -129,20 +133,32 @@ public final class SimulatedFileSystem: FileSystem, @unchecked Sendable {
                 box.s.boot += 1
                 Self.losePower(box.s.root, random: &box.s.random)
                 Self.recountLinks(box.s.root)
+                Self.reindex(&box.s)
             }
         }
     }
 
     /// The bytes a file holds now (what reads see), nil if there is no such file.
     public func contents(_ path: String) -> [UInt8]? {
-        state.withLock { box in (try? Self.lookup(box.s.root, path)).flatMap { $0.isDirectory ? nil : $0.data } }  // absent: nil
+        state.withLock { box in (try? Self.lookup(box.s, path)).flatMap { $0.isDirectory ? nil : $0.data } }  // absent: nil
+    }
+
+    /// A file's size now, nil if there is no such file (cheaper than `contents`).
+    public func size(_ path: String) -> Int? {
+        state.withLock { box in (try? Self.lookup(box.s, path)).flatMap { $0.isDirectory ? nil : $0.data.count } }  // absent: nil
+    }
+
+    /// Keeps the log of steps (`stepLog`); off for long runs that do not read it.
+    public var recordsSteps: Bool {
+        get { state.withLock { $0.s.recordingSteps } }
+        set { state.withLock { $0.s.recordingSteps = newValue } }
     }
 
     /// Flips the bits of `mask` in the byte at `position` of a file, in what reads see and
     /// in what is durable: damage on the disk itself.
     public func flip(_ path: String, at position: Int, mask: UInt8 = 0x01) {
         state.withLock { box in
-            guard let node = try? Self.lookup(box.s.root, path), !node.isDirectory else {  // absent: a programmer error below
+            guard let node = try? Self.lookup(box.s, path), !node.isDirectory else {  // absent: a programmer error below
                 preconditionFailure("flip: no file \(path)")
             }
             if position < node.data.count { node.data[position] ^= mask }
@@ -155,7 +171,7 @@ public final class SimulatedFileSystem: FileSystem, @unchecked Sendable {
     public func openFile(_ path: String, mode: File.Mode) throws(KappaError) -> File {
         try state.withLock { (box) throws(KappaError) -> File in
             try Self.checkUp(box.s, path)
-            let (dir, name) = try Self.parent(box.s.root, path)
+            let (dir, dirPath, name) = try Self.parent(box.s, path)
             var node = dir.entries[name]
             if let existing = node, existing.isDirectory {
                 throw KappaError(.io, "open failed: Is a directory", path: path, systemError: EISDIR)
@@ -170,7 +186,7 @@ public final class SimulatedFileSystem: FileSystem, @unchecked Sendable {
                 if node == nil {
                     try Self.step(&box.s, "create", path)
                     let created = Node(isDirectory: false)
-                    Self.change(dir, [(name, created)])
+                    Self.change(&box.s, dir, dirPath, [(name, created)])
                     node = created
                 }
             }
@@ -182,23 +198,23 @@ public final class SimulatedFileSystem: FileSystem, @unchecked Sendable {
     }
 
     public func exists(_ path: String) -> Bool {
-        state.withLock { box in (try? Self.lookup(box.s.root, path)) != nil }  // absence is the answer
+        state.withLock { box in (try? Self.lookup(box.s, path)) != nil }  // absence is the answer
     }
 
     public func isDirectory(_ path: String) -> Bool {
-        state.withLock { box in (try? Self.lookup(box.s.root, path))?.isDirectory ?? false }  // absence is the answer
+        state.withLock { box in (try? Self.lookup(box.s, path))?.isDirectory ?? false }  // absence is the answer
     }
 
     public func makeDirectory(_ path: String) throws(KappaError) -> Bool {
         try state.withLock { (box) throws(KappaError) -> Bool in
             try Self.checkUp(box.s, path)
-            let (dir, name) = try Self.parent(box.s.root, path)
+            let (dir, dirPath, name) = try Self.parent(box.s, path)
             if let existing = dir.entries[name] {
                 guard existing.isDirectory else { throw KappaError(.io, "mkdir failed: File exists", path: path, systemError: EEXIST) }
                 return false
             }
             try Self.step(&box.s, "mkdir", path)
-            Self.change(dir, [(name, Node(isDirectory: true))])
+            Self.change(&box.s, dir, dirPath, [(name, Node(isDirectory: true))])
             return true
         }
     }
@@ -206,7 +222,7 @@ public final class SimulatedFileSystem: FileSystem, @unchecked Sendable {
     public func list(_ path: String) throws(KappaError) -> [String] {
         try state.withLock { (box) throws(KappaError) -> [String] in
             try Self.checkUp(box.s, path)
-            let node = try Self.lookup(box.s.root, path)
+            let node = try Self.lookup(box.s, path)
             guard node.isDirectory else { throw KappaError(.io, "opendir failed: Not a directory", path: path, systemError: ENOTDIR) }
             return Array(node.entries.keys)
         }
@@ -215,41 +231,42 @@ public final class SimulatedFileSystem: FileSystem, @unchecked Sendable {
     public func remove(_ path: String) throws(KappaError) {
         try state.withLock { (box) throws(KappaError) in
             try Self.checkUp(box.s, path)
-            let (dir, name) = try Self.parent(box.s.root, path)
+            let (dir, dirPath, name) = try Self.parent(box.s, path)
             guard let node = dir.entries[name] else { return }
             guard !node.isDirectory else { throw KappaError(.io, "unlink failed: Is a directory", path: path, systemError: EISDIR) }
             try Self.step(&box.s, "remove", path)
-            Self.change(dir, [(name, nil)])
+            Self.change(&box.s, dir, dirPath, [(name, nil)])
         }
     }
 
     public func removeDirectory(_ path: String) throws(KappaError) {
         try state.withLock { (box) throws(KappaError) in
             try Self.checkUp(box.s, path)
-            let (dir, name) = try Self.parent(box.s.root, path)
+            let (dir, dirPath, name) = try Self.parent(box.s, path)
             guard let node = dir.entries[name] else { return }
             guard node.isDirectory, node.entries.isEmpty else {
                 throw KappaError(.io, "rmdir failed: Directory not empty", path: path, systemError: ENOTEMPTY)
             }
             try Self.step(&box.s, "rmdir", path)
-            Self.change(dir, [(name, nil)])
+            Self.change(&box.s, dir, dirPath, [(name, nil)])
         }
     }
 
     public func rename(_ from: String, to: String) throws(KappaError) {
         try state.withLock { (box) throws(KappaError) in
             try Self.checkUp(box.s, from)
-            let (fromDir, fromName) = try Self.parent(box.s.root, from)
-            let (toDir, toName) = try Self.parent(box.s.root, to)
+            let (fromDir, fromPath, fromName) = try Self.parent(box.s, from)
+            let (toDir, toPath, toName) = try Self.parent(box.s, to)
             guard let node = fromDir.entries[fromName] else {
                 throw KappaError(.notFound, "rename failed: No such file or directory", path: from, systemError: ENOENT)
             }
+            precondition(!node.isDirectory, "the simulation renames files only: \(from)")
             try Self.step(&box.s, "rename", from + " -> " + to)
             if fromDir === toDir {
-                Self.change(fromDir, [(toName, node), (fromName, nil)])
+                Self.change(&box.s, fromDir, fromPath, [(toName, node), (fromName, nil)])
             } else {
-                Self.change(toDir, [(toName, node)])
-                Self.change(fromDir, [(fromName, nil)])
+                Self.change(&box.s, toDir, toPath, [(toName, node)])
+                Self.change(&box.s, fromDir, fromPath, [(fromName, nil)])
             }
         }
     }
@@ -257,7 +274,7 @@ public final class SimulatedFileSystem: FileSystem, @unchecked Sendable {
     public func syncDirectory(_ path: String) throws(KappaError) {
         try state.withLock { (box) throws(KappaError) in
             try Self.checkUp(box.s, path)
-            let node = try Self.lookup(box.s.root, path)
+            let node = try Self.lookup(box.s, path)
             guard node.isDirectory else { throw KappaError(.io, "fsync directory failed: Not a directory", path: path, systemError: ENOTDIR) }
             try Self.step(&box.s, "fsync-dir", path)
             node.durableEntries = node.entries
@@ -338,44 +355,60 @@ public final class SimulatedFileSystem: FileSystem, @unchecked Sendable {
         }
     }
 
-    static func components(_ path: String) throws(KappaError) -> [Substring] {
-        guard path.hasPrefix("/") else { preconditionFailure("simulated paths are absolute: \(path)") }
-        return path.split(separator: "/")
+    /// `path` as the cache keys it: absolute, no empty components, no trailing slash.
+    static func normalized(_ path: String) -> String {
+        let slash = UInt8(ascii: "/")
+        guard path.utf8.first == slash else { preconditionFailure("simulated paths are absolute: \(path)") }
+        var previousWasSlash = false
+        var clean = true
+        for b in path.utf8 {
+            if b == slash && previousWasSlash { clean = false }
+            previousWasSlash = b == slash
+        }
+        if previousWasSlash && path.utf8.count > 1 { clean = false }
+        return clean ? path : "/" + path.split(separator: "/").joined(separator: "/")
     }
 
-    static func lookup(_ root: Node, _ path: String) throws(KappaError) -> Node {
-        var node = root
-        for part in try components(path) {
-            guard node.isDirectory, let next = node.entries[String(part)] else {
-                throw KappaError(.notFound, "No such file or directory", path: path, systemError: ENOENT)
-            }
-            node = next
+    static func lookup(_ s: State, _ path: String) throws(KappaError) -> Node {
+        guard let node = s.paths[normalized(path)] else {
+            throw KappaError(.notFound, "No such file or directory", path: path, systemError: ENOENT)
         }
         return node
     }
 
-    static func parent(_ root: Node, _ path: String) throws(KappaError) -> (Node, String) {
-        let parts = try components(path)
-        guard let name = parts.last else { throw KappaError(.invalidArgument, "no name in path", path: path) }
-        var node = root
-        for part in parts.dropLast() {
-            guard node.isDirectory, let next = node.entries[String(part)] else {
-                throw KappaError(.notFound, "No such file or directory", path: path, systemError: ENOENT)
-            }
-            node = next
-        }
-        guard node.isDirectory else { throw KappaError(.io, "Not a directory", path: path, systemError: ENOTDIR) }
-        return (node, String(name))
+    /// The directory holding `path`, its path, and the last name of `path`.
+    static func parent(_ s: State, _ path: String) throws(KappaError) -> (Node, String, String) {
+        let full = normalized(path)
+        guard full != "/", let slash = full.lastIndex(of: "/") else { throw KappaError(.invalidArgument, "no name in path", path: path) }
+        let dirPath = slash == full.startIndex ? "/" : String(full[..<slash])
+        guard let dir = s.paths[dirPath] else { throw KappaError(.notFound, "No such file or directory", path: path, systemError: ENOENT) }
+        guard dir.isDirectory else { throw KappaError(.io, "Not a directory", path: path, systemError: ENOTDIR) }
+        return (dir, dirPath, String(full[full.index(after: slash)...]))
     }
 
     /// Applies a directory change now (what later lookups see), pending its fsync.
-    static func change(_ dir: Node, _ changes: [(name: String, node: Node?)]) {
+    static func change(_ s: inout State, _ dir: Node, _ dirPath: String, _ changes: [(name: String, node: Node?)]) {
         for (name, node) in changes {
             if let old = dir.entries[name] { old.links -= 1 }
             dir.entries[name] = node
+            s.paths[(dirPath == "/" ? "" : dirPath) + "/" + name] = node
             node?.links += 1
         }
         dir.pending.append(changes)
+    }
+
+    /// Rebuilds the path cache from the tree (after a power loss rewrote it).
+    static func reindex(_ s: inout State) {
+        var paths: [String: Node] = ["/": s.root]
+        func walk(_ node: Node, _ path: String) {
+            for (name, child) in node.entries {
+                let full = (path == "/" ? "" : path) + "/" + name
+                paths[full] = child
+                if child.isDirectory { walk(child, full) }
+            }
+        }
+        walk(s.root, "/")
+        s.paths = paths
     }
 
     static func totalBytes(_ node: Node) -> Int {
@@ -486,7 +519,7 @@ final class SimulatedFileIO: FileIO {
             }
             if let capacity = s.capacityBytes {
                 let growth = max(0, p + n - node.data.count)
-                let room = capacity - SimulatedFileSystem.totalBytes(s.root)
+                let room = capacity - SimulatedFileSystem.totalBytes(s.root)  // a walk per write: tests with a capacity are small
                 if growth > room {
                     n = max(0, n - (growth - max(0, room)))
                     if n == 0 {
