@@ -55,6 +55,7 @@ struct JobsCommand: ParsableCommand {
             var tasks: [String] = []
             var notes: [String] = []
             for p in 0..<partitions {
+                // No status file: the task never checkpointed (shown as such); read-only display.
                 let status = (try? File(path: registry.checkpointPath(def.name, v.version, task: p).replacingOccurrences(of: ".ckpt", with: ".status.json"), mode: .readOnly).readAll())
                     .map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) } ?? "{\"task\":\(p),\"checkpoint\":null"
                 var lags: [String] = []
@@ -80,7 +81,7 @@ struct JobsCommand: ParsableCommand {
             }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
-            let defJSON = (try? String(decoding: encoder.encode(def), as: UTF8.self)) ?? "null"
+            let defJSON = (try? String(decoding: encoder.encode(def), as: UTF8.self)) ?? "null"  // plain Codable values: cannot fail
             return "{\"job\":\(JSONEscape.quoted(def.name)),\"version\":\(v.version),\"current\":\(record.current == v.version),\"kind\":\"\(def.kind)\",\"output_topic\":\(JSONEscape.quoted(JobRegistry.outputTopic(def, v.version))),\"caught_up\":\(v.caughtUpMillis != nil),\"tasks\":[\(tasks.joined(separator: ","))],\"notes\":[\(notes.map(JSONEscape.quoted).joined(separator: ","))],\"definition\":\(defJSON)}"
         }
 
