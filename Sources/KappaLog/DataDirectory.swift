@@ -43,7 +43,9 @@ public struct DataDirectory: Sendable {
         try config.validate()
         guard !fileSystem.exists(configPath(name)) else { throw KappaError(.alreadyExists, "topic '\(name)' already exists") }
         for p in 0..<config.partitions {
-            try fileSystem.makeDirectories(partitionPath(TopicPartition(name, p)))
+            let dir = partitionPath(TopicPartition(name, p))
+            try fileSystem.makeDirectories(dir)
+            try RecoveryPointFile.create(fileSystem, partitionDirectory: dir)
         }
         try fileSystem.writeAtomically(try config.encoded(), to: configPath(name))
     }

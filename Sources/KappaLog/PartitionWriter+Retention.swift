@@ -67,8 +67,9 @@ extension PartitionWriter {
     /// Cuts the partition back to end at `offset`, which must be a batch boundary at or
     /// below the end: how a transactional owner discards output written after its last
     /// checkpoint. The recovery point is lowered first (durably) when it is past the cut,
-    /// whole later segments are deleted, the truncation is fsynced, indexes are rebuilt
-    /// and the new end is published. Not evidence: nothing is kept of what was cut.
+    /// then the end is published at the cut, whole later segments are deleted, the
+    /// truncation is fsynced, indexes are rebuilt and the end is published again with
+    /// them. Not evidence: nothing is kept of what was cut (unless a crash interrupts it).
     public func truncate(to offset: Offset) throws(KappaError) {
         try lock.withExclusive { () throws(KappaError) in
             try syncTail()
@@ -85,6 +86,12 @@ extension PartitionWriter {
             let cut = try batchBoundary(offset, in: base)
             try recoveryPoint.refresh()
             if let rp = recoveryPoint.current, rp.point.offset > offset { try recoveryPoint.write(cut) }
+            // Readers stop at the cut before any byte goes: a reader must never find the
+            // log shorter than its published end. (A crash from here on leaves bytes past
+            // the end, which the next writer cuts like any unfinished append.)
+            try publish(SegmentTail(base: cut.segmentBase, size: cut.position.rawValue, nextOffset: cut.offset, indexBytes: 0,
+                                    timeIndexBytes: 0, bytesSinceIndexEntry: 0, maxTimestampMillis: .min,
+                                    firstBatchMaxTimestampMillis: .min, lastTimeIndexMillis: .min, lastTimeIndexOffset: nil))
             for b in bases where b > base {
                 try fs.remove(SegmentFiles.logPath(directory, b))
                 try fs.remove(SegmentFiles.indexPath(directory, b))

@@ -380,10 +380,12 @@ public final class PartitionWriter {
         try publish()
     }
 
-    func publish() throws(KappaError) {
-        PublishedEnd(bootID: fs.bootID, tail: tail).encode(into: endBuffer)
+    func publish() throws(KappaError) { try publish(tail) }
+
+    func publish(_ end: SegmentTail) throws(KappaError) {
+        PublishedEnd(bootID: fs.bootID, tail: end).encode(into: endBuffer)
         try endFile.write(endBuffer.bytes, at: 0)
-        published = tail
+        published = end
     }
 
     /// Ends a successful append: moves the recovery point, runs retention after a roll,
@@ -427,9 +429,9 @@ public final class PartitionWriter {
         lock.unlock()
     }
 
-    /// Puts the files back as they were when the append began: deletes segments it
-    /// created, truncates the .log and indexes, puts the old end back if a publish was
-    /// tried, and fsyncs the truncation (else a power loss could revive undone batches,
+    /// Puts the files back as they were when the append began: puts the old end back if
+    /// a publish was tried, deletes segments it created, truncates the .log and indexes,
+    /// and fsyncs the truncation (else a power loss could revive undone batches,
     /// which a producer resuming after the failure would then write twice).
     private func rollBackLocked() throws(KappaError) {
         guard let u = undo else { return }
@@ -438,6 +440,8 @@ public final class PartitionWriter {
             timeIndexBuffer.removeAll()
             return  // nothing was written: nothing to undo
         }
+        // The old end first: a reader must never find the log shorter than the end.
+        if u.publishAttempted { try publish(u.published) }
         for base in u.createdSegments.reversed() {
             try fs.remove(SegmentFiles.logPath(directory, base))
             try fs.remove(SegmentFiles.indexPath(directory, base))
@@ -452,7 +456,6 @@ public final class PartitionWriter {
         indexBuffer.removeAll()
         timeIndexBuffer.removeAll()
         tail = u.tail
-        if u.publishAttempted { try publish() }
         published = u.published
         if let d = durable, d.offset > tail.nextOffset { durable = nil }
         dirty = false

@@ -114,20 +114,26 @@ final class RecoveryPointFile {
     let file: File
     private(set) var current: RecoveryPoint?
 
-    /// Opens (creating if needed, durably) the file in `dir` and reads it.
+    /// Opens the file in `dir` (making it first if a topic older than recovery points
+    /// lacks it) and reads it.
     init(_ fs: any FileSystem, partitionDirectory dir: String) throws(KappaError) {
         let path = RecoveryPoint.path(dir)
-        let existed = fs.exists(path)
-        file = try fs.openFile(path, mode: .readWriteCreate)
-        current = RecoveryPoint.decode(file: try file.readAll(limit: 4096))
-        let size = try file.size()
-        if !existed || size < Int64(RecoveryPoint.Layout.fileBytes) {
-            // Full size from the start, so later writes never allocate (a full disk
-            // cannot fail them), and a durable name, so a power loss cannot lose it.
-            try file.truncate(to: Int64(RecoveryPoint.Layout.fileBytes))
-            try file.sync()
-            try fs.syncDirectory(dir)
+        if (try fs.readFileIfExists(path, limit: 4096))?.count != RecoveryPoint.Layout.fileBytes {
+            try Self.create(fs, partitionDirectory: dir)
         }
+        file = try fs.openFile(path, mode: .readWrite)
+        current = RecoveryPoint.decode(file: try file.readAll(limit: 4096))
+    }
+
+    /// Makes the file at full size (so later writes never allocate: a full disk cannot
+    /// fail them) with a durable name (so a power loss cannot lose it): what a new
+    /// partition gets when its topic is created. Keeps the copies a shorter file holds.
+    /// Its zero bytes need no fsync: a file a power loss left short is made again, and
+    /// every copy written later is fsynced.
+    static func create(_ fs: any FileSystem, partitionDirectory dir: String) throws(KappaError) {
+        let file = try fs.openFile(RecoveryPoint.path(dir), mode: .readWriteCreate)
+        try file.truncate(to: Int64(RecoveryPoint.Layout.fileBytes))
+        try fs.syncDirectory(dir)
     }
 
     /// Re-reads the file: another writer may have moved it.

@@ -139,6 +139,19 @@ import KappaTesting
     /// After a restart: a writer opens without an error, a reader reads a prefix of what
     /// was appended with nothing lost that must survive, and appending continues.
     static func checkPartition(_ run: Run, _ kind: SimulatedFileSystem.Restart, _ context: String) throws {
+        // Before any writer repairs anything, a reader already sees exactly the log the
+        // writer will keep (after a power loss: the recovery point and the batches after
+        // it that check out), and reading changes no file.
+        let files = try run.fs.list(run.data.partitionPath(tp)).sorted().map { run.fs.contents(run.data.partitionPath(tp) + "/" + $0) }
+        var early: [ReadRecord]?
+        do {
+            let reader = try PartitionReader(directory: run.data, topicPartition: tp)
+            early = try reader.readAll(from: try reader.startOffset()).records
+        } catch {
+            Issue.record("\(context): reading before any writer opened failed: \(error)")
+        }
+        let after = try run.fs.list(run.data.partitionPath(tp)).sorted().map { run.fs.contents(run.data.partitionPath(tp) + "/" + $0) }
+        #expect(files == after, "\(context): a reader changed the partition's files")
         let w: PartitionWriter
         do {
             w = try PartitionWriter(directory: run.data, topicPartition: tp, config: run.config, fsync: .always, clock: run.clock)
@@ -163,6 +176,11 @@ import KappaTesting
         let must = kind == .processKill ? run.acknowledged : run.durable
         #expect(first + got.count >= min(must, run.truncatedTo ?? .max), "\(context): \(first + got.count) records, \(must) must have survived")
         #expect(w.nextOffset == start + Int64(got.count), "\(context): the writer continues at \(w.nextOffset)")
+        if let early {
+            // (Retention at open may have moved the start since.)
+            let seen = early.filter { $0.offset >= start }
+            #expect(seen.map(\.record) == got.map(\.record), "\(context): the reader saw \(seen.count) records before the writer's recovery, \(got.count) after")
+        }
         // Appending continues at the end, and reads back.
         let sealed = SealedBatches()
         let next = record(99_999)
