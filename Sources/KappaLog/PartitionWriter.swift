@@ -93,6 +93,25 @@ public final class SealedBatches {
 /// are checked against the log's batch headers and rebuilt where they disagree (a
 /// warning), never reported as damage to the log.
 ///
+/// **Crash points.** What a kill -9 (K) or a power loss (P) at each step leaves, and why
+/// the next writer's recovery is right (`SimulatedCrashTests` crashes at every one):
+/// 1. writing .log bytes, 2. writing index entries — not published: K: the bytes past the
+///    end are cut (evidence kept); P: past the recovery point, checked and cut at the
+///    first bad batch (valid unpublished batches may stay: they were whole, never read).
+/// 3. fsync of the .log (policy) — before the publish: an acknowledged append under
+///    `always` is on disk. 4. publishing the end — one 108-byte pwrite: K: old or new end,
+///    both consistent; P: the end is not trusted after a restart anyway.
+/// 5. moving the recovery point — one copy of two, fsynced: a torn copy loses only the
+///    newest point, which is never past what was fsynced.
+/// Roll: the closed segment and its indexes are fsynced, then the new segment is made and
+/// its name made durable, all before the end moves into it: so only the last segment can
+/// ever hold torn bytes, and a bad batch in an earlier one is corruption. Retention
+/// deletes .log files first (orphan indexes are removed by recovery) and fsyncs the
+/// directory. A cut (recovery) copies the bytes to the evidence file and fsyncs it and
+/// its name before it truncates. An undo or truncation publishes the lower end before it
+/// cuts (a reader never finds the log shorter than the end), lowers the recovery point
+/// first, and fsyncs the cut (a power loss cannot revive undone batches).
+///
 /// **Invariants** (asserted under the lock before and after every append and recovery):
 /// `tail.size` is the active .log's length, `tail.indexBytes`/`tail.timeIndexBytes` the
 /// index files' lengths, whole entries; between appends the published end equals `tail`.
