@@ -119,8 +119,8 @@ final class PublishedEndReader {
     let path: String
     private var file: File?
     private let buffer = ByteWriter(capacity: PublishedEnd.Layout.recordBytes)
-    /// Reads of a record whose CRC does not match before it is taken as damaged: a
-    /// writer's in-place overwrite of 108 bytes takes microseconds.
+    /// Reads of a record whose CRC does not match before it is taken as damaged (sooner
+    /// when two reads agree): a writer's in-place overwrite of 108 bytes takes microseconds.
     static let tornReadRetries = 100
 
     init(_ fs: any FileSystem, partitionDirectory dir: String) {
@@ -146,10 +146,15 @@ final class PublishedEndReader {
         }
         let f = file!
         let count = PublishedEnd.Layout.recordBytes
+        var previous: [UInt8]?
         for _ in 0..<Self.tornReadRetries {
             let got = try f.read(into: buffer.base, count: count, at: 0)
             guard got == count else { return got == 0 ? .missing : .damaged }
-            if let end = PublishedEnd.decode(UnsafeRawBufferPointer(start: buffer.base, count: count)) { return .record(end) }
+            let bytes = UnsafeRawBufferPointer(start: buffer.base, count: count)
+            if let end = PublishedEnd.decode(bytes) { return .record(end) }
+            // The same bad bytes twice: damaged, not a write in progress.
+            if let previous, previous.elementsEqual(bytes) { return .damaged }
+            previous = Array(bytes)
         }
         return .damaged
     }
