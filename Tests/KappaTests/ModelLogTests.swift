@@ -46,6 +46,12 @@ import KappaTesting
 }
 
 enum Environment {
+    /// KAPPA_CRASH_STEPS=1 prints the I/O steps each crash scenario crashes at.
+    static let crashStepsWanted: Bool = {
+        guard let v = getenv("KAPPA_CRASH_STEPS") else { return false }
+        return String(cString: v) == "1"
+    }()
+
     /// KAPPA_MODEL_STATS=1 prints what each seed exercised (to check coverage).
     static let statsWanted: Bool = {
         guard let v = getenv("KAPPA_MODEL_STATS") else { return false }

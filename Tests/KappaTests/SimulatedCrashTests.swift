@@ -106,6 +106,9 @@ import KappaTesting
         try s.operation(probe)
         let steps = probe.fs.stepLog.filter { $0.number > before }
         try #require(!steps.isEmpty, "\(s.name): the operation does I/O")
+        if Environment.crashStepsWanted {
+            print("crash points of \(s.name): " + steps.map { "\($0.operation) \(Self.fileKind($0.path))" }.joined(separator: ", "))
+        }
         for kind in [SimulatedFileSystem.Restart.processKill, .powerLoss] {
             for (k, step) in steps.enumerated() {
                 let run = try Run(seed: UInt64(k) &* 7919 &+ (kind == .powerLoss ? 1 : 0), config: s.config, fsync: s.fsync)
