@@ -1,6 +1,8 @@
 // swift-tools-version: 6.1
 // Kappa: a Kappa-architecture stream processor. Dependencies point one way:
-// CLI → Groups → Log → Format → Core; JSON (simdjson shim) sits beside Format.
+// CLI → Streams → Groups → Log → Format/IO → Core; JSON (simdjson shim) sits beside Format.
+// KappaIO is the one place that touches files and clocks (the log and the groups do all
+// their file operations through its FileSystem, which tests replace with a simulation).
 import PackageDescription
 
 // Hot-path modules run without dynamic exclusivity checks in release builds: profiling
@@ -37,10 +39,11 @@ let package = Package(
         ),
 
         .target(name: "KappaCore", swiftSettings: fast),
+        .target(name: "KappaIO", dependencies: ["KappaCore"], swiftSettings: fast),
         .target(name: "KappaFormat", dependencies: ["KappaCore", "CLZ4", "CCRC32C"], swiftSettings: fast),
         .target(name: "KappaJSON", dependencies: ["KappaCore", "CSimdJSON"], swiftSettings: fast),
-        .target(name: "KappaLog", dependencies: ["KappaCore", "KappaFormat"], swiftSettings: fast),
-        .target(name: "KappaGroups", dependencies: ["KappaCore", "KappaLog"]),
+        .target(name: "KappaLog", dependencies: ["KappaCore", "KappaIO", "KappaFormat"], swiftSettings: fast),
+        .target(name: "KappaGroups", dependencies: ["KappaCore", "KappaIO", "KappaFormat", "KappaLog"]),
         .target(
             name: "KappaStreams",
             dependencies: [
@@ -61,7 +64,7 @@ let package = Package(
             swiftSettings: fast
         ),
         .executableTarget(name: "kappa", dependencies: ["KappaCLI"]),
-        .target(name: "KappaTesting", dependencies: ["KappaCore", "KappaFormat", "KappaLog"]),
+        .target(name: "KappaTesting", dependencies: ["KappaCore", "KappaIO", "KappaFormat", "KappaLog"]),
 
         .target(name: "RebuGenerator", path: "tools/RebuGenerator"),
         .executableTarget(name: "rebu-gen", dependencies: ["RebuGenerator"], path: "tools/rebu-gen"),
@@ -69,7 +72,7 @@ let package = Package(
         .testTarget(
             name: "KappaTests",
             dependencies: [
-                "KappaCore", "KappaFormat", "KappaJSON", "KappaLog", "KappaGroups", "KappaStreams", "KappaTesting",
+                "KappaCore", "KappaIO", "KappaFormat", "KappaJSON", "KappaLog", "KappaGroups", "KappaStreams", "KappaTesting",
                 "RebuGenerator", "kappa",
             ],
             exclude: ["Fixtures"]  // read by path (#filePath), not as bundled resources

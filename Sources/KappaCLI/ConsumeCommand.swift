@@ -52,32 +52,18 @@ struct ConsumeCommand: ParsableCommand {
     }
 }
 
-/// The consume loop: rebalance (groups), read batches from every owned partition in
-/// turn, print, commit, and wait on the tail when caught up.
+/// The consume loop of the command line: a `TopicConsumer` (KappaGroups) reads and, for
+/// a group, rebalances and commits; this prints, flushes stdout before every commit, and
+/// waits on the tail (inotify) when caught up.
 final class ConsumeSession {
-    struct Cursor {
-        var reader: PartitionReader
-        /// The next offset to print.
-        var position: Offset
-        var committed: Offset?
-    }
-
     let command: ConsumeCommand
-    let directory: DataDirectory
-    let config: TopicConfig
     let out = StdoutWriter()
     var printer: RecordPrinter
-    let codec = LZ4Codec()
-    let scratch = ByteWriter(capacity: 1 << 20)
     let watcher = TailWatcher()
-    var cursors: [Int32: Cursor] = [:]
-    var member: GroupMember?
+    let consumer: TopicConsumer
     var printed = 0
-    static let rebalanceNanos: Int64 = 250_000_000
-    static let commitNanos: Int64 = 1_000_000_000
     static let waitMillis: Int32 = 100
 
-    let topic: String
     /// `--max`, read once: an option's getter is generic and costs a metadata lookup,
     /// far too much to pay per record.
     let max: Int?
@@ -85,155 +71,58 @@ final class ConsumeSession {
     init(command: ConsumeCommand) throws(KappaError) {
         self.command = command
         max = command.max
-        directory = DataDirectory(root: command.data.path)
+        let directory = DataDirectory(root: command.data.path)
         // A job's output name stands for its current version's topic (OUTPUT.vN).
-        if !directory.topicExists(command.topic), let resolved = try JobRegistry(directory: directory).currentOutputTopic(for: command.topic) {
+        var topic = command.topic
+        if !directory.topicExists(topic), let resolved = try JobRegistry(directory: directory).currentOutputTopic(for: topic) {
             topic = resolved
+        }
+        if let group = command.group {
+            consumer = try TopicConsumer(directory: directory, topic: topic, group: group, memberID: Self.memberId(),
+                                         start: command.fromBeginning ? .beginning : .end)
         } else {
-            topic = command.topic
+            let start: TopicConsumer.Start = command.offset.map { .offset(Offset($0)) } ?? (command.fromBeginning ? .beginning : .end)
+            consumer = try TopicConsumer(directory: directory, topic: topic, partitions: command.partition.map { [$0] }, start: start)
         }
-        config = try directory.topicConfig(topic)
-        printer = RecordPrinter(withMeta: command.withMeta, rawValues: config.rawValues ?? false)
-        if let p = command.partition, p < 0 || p >= config.partitions {
-            throw KappaError(.invalidArgument, "topic \(topic) has partitions 0...\(config.partitions - 1), not \(p)")
-        }
+        printer = RecordPrinter(withMeta: command.withMeta, rawValues: consumer.config.rawValues ?? false)
     }
 
     var remaining: Int { max.map { $0 - printed } ?? .max }
 
     /// Runs the loop; whatever was printed before an error still reaches stdout.
     func run() throws(KappaError) {
+        defer { consumer.leave() }
         do {
             try loop()
         } catch {
             out.flush()
+            reportNotices()
             throw error
         }
     }
 
     private func loop() throws(KappaError) {
-        if let group = command.group {
-            let store = try GroupStore(directory: directory, group: group)
-            member = try GroupMember(store: store, id: Self.memberId(), topics: [topic])
-        } else {
-            let partitions = command.partition.map { [$0] } ?? Array(0..<config.partitions)
-            for p in partitions { try start(p) }
-        }
-        defer { member?.leave() }
-        var lastRebalance: Int64 = 0
-        var lastCommit = monotonicNanos()
+        let out = self.out
         while remaining > 0 && !StopSignal.isRequested && !out.closed {
-            let now = monotonicNanos()
-            if member != nil && now - lastRebalance >= Self.rebalanceNanos {
-                try rebalance()
-                lastRebalance = now
+            try consumer.maintain { out.flush() }
+            for dir in consumer.partitionDirectories { watcher.watch(dir) }
+            let batches = try consumer.poll(maxRecords: remaining, pause: { out.buffer.count >= StdoutWriter.flushBytes }) { record, tp in
+                printer.append(record, topic: tp, to: out.buffer)
+                printed += 1
             }
-            var progressed = false
-            for p in cursors.keys.sorted() where remaining > 0 {
-                if try drain(p) { progressed = true }
-            }
-            if member != nil && now - lastCommit >= Self.commitNanos {
-                try commitAll()
-                lastCommit = now
-            }
-            if !progressed {
+            out.flushIfFull()
+            reportNotices()
+            if batches == 0 {
                 if !command.follow { break }
-                try commitAll()
+                try consumer.commit { out.flush() }
                 watcher.wait(timeoutMillis: Self.waitMillis)
             }
         }
-        try commitAll()
+        try consumer.commit { out.flush() }
     }
 
-    /// Opens partition `p` at its starting offset.
-    private func start(_ p: Int32) throws(KappaError) {
-        let tp = TopicPartition(topic, p)
-        // Check (and repair) the partition's tail first, as every writer does on open.
-        let repair = try PartitionWriter(directory: directory, topicPartition: tp, config: config, fsync: .never, enforcingRetention: false)
-        for r in repair.recoveries { Stderr.line("kappa: " + r.description) }
-        let reader = try PartitionReader(directory: directory, topicPartition: tp)
-        var committed: Offset? = nil
-        let position: Offset
-        if let member {
-            committed = try member.store.committed(tp)
-        }
-        if let committed {
-            position = committed
-        } else if let o = command.offset {
-            position = Offset(o)
-        } else if command.fromBeginning {
-            position = try reader.startOffset()
-        } else {
-            position = try PartitionStatus.read(directory, tp).endOffset
-        }
-        var cursor = Cursor(reader: reader, position: position, committed: committed)
-        if case .belowStart(let logStart) = try reader.seek(to: position) {
-            Stderr.line("kappa: \(tp.topic) partition \(p): offset \(position) was deleted by retention; starting at \(logStart)")
-            cursor.position = logStart
-        }
-        watcher.watch(reader.directory)
-        cursors[p] = cursor
-    }
-
-    /// Prints what partition `p` has, up to the output buffer's size. True if it printed.
-    private func drain(_ p: Int32) throws(KappaError) -> Bool {
-        var cursor = cursors[p]!
-        defer { cursors[p] = cursor }
-        let tp = cursor.reader.topicPartition
-        var progressed = false
-        while out.buffer.count < StdoutWriter.flushBytes, remaining > 0, let batch = try nextBatch(&cursor) {
-            progressed = true
-            if batch.header.nextOffset <= cursor.position || batch.header.isControl { continue }
-            do throws(BatchDecodeError) {
-                var records = try RecordBatchDecoder.records(of: batch.bytes, header: batch.header, codec: codec, scratch: scratch)
-                while let record = try records.next() {
-                    if record.offset < cursor.position { continue }
-                    printer.append(record, topic: tp, to: out.buffer)
-                    cursor.position = record.offset + 1
-                    printed += 1
-                    if remaining == 0 { break }
-                }
-            } catch {
-                throw KappaError(.corruptData, "undecodable batch: \(error.message)", topicPartition: tp, offset: batch.header.baseOffset,
-                                 path: cursor.reader.directory)
-            }
-        }
-        out.flushIfFull()
-        return progressed
-    }
-
-    /// The next batch; when retention deleted what the cursor had not read yet, says so
-    /// and goes on from the log start (Kafka's auto.offset.reset=earliest).
-    private func nextBatch(_ cursor: inout Cursor) throws(KappaError) -> BatchRef? {
-        do {
-            return try cursor.reader.nextBatch()
-        } catch where error.code == .offsetOutOfRange {
-            let start = try cursor.reader.startOffset()
-            Stderr.line("kappa: \(error.description); continuing at \(start)")
-            try cursor.reader.seek(to: start)
-            cursor.position = start
-            return try cursor.reader.nextBatch()
-        }
-    }
-
-    private func rebalance() throws(KappaError) {
-        guard let member else { return }
-        let change = try member.rebalance { (tp) throws(KappaError) in
-            out.flush()
-            if let c = cursors[tp.partition], c.position != c.committed { try member.commit(tp, c.position) }
-            cursors[tp.partition] = nil
-        }
-        for tp in change.acquired { try start(tp.partition) }
-    }
-
-    /// Flushes stdout, then commits each owned partition whose position moved.
-    private func commitAll() throws(KappaError) {
-        out.flush()
-        guard let member else { return }
-        for (p, c) in cursors where c.position != c.committed {
-            try member.commit(TopicPartition(topic, p), c.position)
-            cursors[p]!.committed = c.position
-        }
+    private func reportNotices() {
+        for notice in consumer.takeNotices() { Stderr.line("kappa: " + notice) }
     }
 
     static func memberId() -> String {

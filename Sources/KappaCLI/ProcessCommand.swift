@@ -94,6 +94,7 @@ final class JobService: Service, @unchecked Sendable {
 
     func printStatus(records: Int, seconds: Double) {
         var lag: Int64 = 0
+        // Progress only feeds the status line: a failed read of it must not stop the daemon.
         if let p = try? runner.progress() { lag = p.total - p.done }
         let statuses = runner.tasks.values.map { $0.status() }
         let late = statuses.reduce(Int64(0)) { $0 + $1.late }

@@ -54,12 +54,15 @@ struct ProduceCommand: ParsableCommand {
                 Stderr.line("kappa: warning: \(topic) is keyed by '\(writer.config.partitionKeyField)' (topics create --key-field); jobs will assume that, not '\(given)'")
             }
             // Tails repaired when the partitions were opened, and later by appends that
-            // found another producer's torn write: each is reported once.
-            var reported = 0
+            // found another producer's torn write, and indexes rebuilt: each reported once.
+            var reported = 0, warned = 0
             func reportRecoveries() {
                 let all = writer.recoveries
                 for r in all.dropFirst(reported) { Stderr.line("kappa: " + r.description) }
                 reported = all.count
+                let warnings = writer.warnings
+                for w in warnings.dropFirst(warned) { Stderr.line("kappa: warning: " + w) }
+                warned = warnings.count
             }
             reportRecoveries()
             defer { reportRecoveries() }
@@ -122,7 +125,7 @@ struct Ingest {
                 if isBlank(bytes) { continue }
                 switch fields.extract(bytes) {
                 case .success(let event):
-                    try writer.append(key: event.key, value: bytes, timestamp: event.time)
+                    try writing { () throws(KappaError) in try writer.append(key: event.key, value: bytes, timestamp: event.time, line: number) }
                     written += 1
                     if event.nullKey { keyless += 1 }
                 case .failure(let reason):
@@ -131,11 +134,32 @@ struct Ingest {
             case .tooLong(let number, let count, let prefix):
                 try handleBad(number: number, raw: prefix, reason: .tooLong(bytes: count, limit: reader.lineBytesMax), truncated: true)
             }
-            if reader.lastReadWasShort && reader.isBufferDrained { try writer.flush() }  // interactive input: deliver now
+            if reader.lastReadWasShort && reader.isBufferDrained { try writing { () throws(KappaError) in try writer.flush() } }  // interactive input: deliver now
             if StopSignal.isRequested { break }
         }
-        try writer.close()
+        try writing { () throws(KappaError) in try writer.close() }
         try deadLetters?.close()
+    }
+
+    /// Runs a write of the topic; an I/O failure (a full disk, EIO) becomes the error that
+    /// says how much of the input is in the log and where to resume: the writer's groups
+    /// are all-or-nothing, so exactly the records before the reported line are written.
+    private func writing(_ body: () throws(KappaError) -> Void) throws(KappaError) {
+        do {
+            try body()
+        } catch where error.code == .io {
+            throw writeFailure(error)
+        }
+    }
+
+    func writeFailure(_ error: KappaError) -> KappaError {
+        let n = writer.acknowledgedRecords
+        let what = error.isDiskFull ? "disk full" : "I/O error (\(error.message))"
+        let records = "\(n) record\(n == 1 ? "" : "s")"
+        let resume = writer.firstUnacknowledgedLine.map { "the first line not written is line \($0) of \(source)" }
+            ?? "every line of \(source) is written"
+        return KappaError(.io, "\(what) after writing \(records); \(resume)", topicPartition: error.topicPartition, offset: error.offset,
+                          path: error.path, position: error.position, systemError: error.systemError)
     }
 
     private func isBlank(_ bytes: UnsafeRawBufferPointer) -> Bool {
@@ -147,7 +171,7 @@ struct Ingest {
         bad += 1
         switch onError {
         case .fail:
-            try writer.close()
+            try writing { () throws(KappaError) in try writer.close() }
             throw KappaError(.badInput, "\(source) line \(number): \(reason); wrote the \(written) record\(written == 1 ? "" : "s") before it and nothing after")
         case .skip:
             if bad <= Self.reportedBadLinesMax { Stderr.line("kappa: \(source) line \(number): \(reason) (skipped)") }

@@ -87,7 +87,7 @@ final class ProgressReporter: @unchecked Sendable {
         let interval: Int64 = tty ? 200_000_000 : 2_000_000_000
         guard force || now - lastPrint >= interval else { return }
         lastPrint = now
-        guard let (done, total) = try? runner.progress() else { return }
+        guard let (done, total) = try? runner.progress() else { return }  // display only: the next tick retries
         last = (done, total)
         let seconds = Double(now - started) / 1e9
         let rate = seconds > 0 ? Double(done) / seconds : 0
@@ -109,7 +109,7 @@ final class ProgressReporter: @unchecked Sendable {
 
 /// This process's peak resident memory (VmHWM), in KiB; 0 where /proc is missing.
 func peakResidentKiB() -> Int {
-    // /proc files report size 0: read a fixed amount.
+    // /proc files report size 0: read a fixed amount. Where /proc is missing the answer is 0.
     guard let f = try? File(path: "/proc/self/status", mode: .readOnly), let bytes = try? f.read(count: 1 << 16, at: 0) else { return 0 }
     for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") where line.hasPrefix("VmHWM:") {
         return Int(line.dropFirst(6).filter(\.isNumber)) ?? 0

@@ -69,7 +69,7 @@ struct TopicsCommand: ParsableCommand {
                 let out = StdoutWriter()
                 for p in 0..<c.partitions {
                     let s = try PartitionStatus.read(dir, TopicPartition(name, p))
-                    out.line("{\"topic\":\(JSONEscape.quoted(name)),\"partition\":\(p),\"start_offset\":\(s.startOffset),\"end_offset\":\(s.endOffset),\"records\":\(s.endOffset - s.startOffset),\"bytes\":\(s.bytes),\"segments\":\(s.segments),\"compression\":\"\(c.compression)\",\"retention_ms\":\(c.retentionMillis.map(String.init) ?? "null"),\"retention_bytes\":\(c.retentionBytes.map(String.init) ?? "null")}")
+                    out.line("{\"topic\":\(JSONEscape.quoted(name)),\"partition\":\(p),\"start_offset\":\(s.startOffset),\"end_offset\":\(s.endOffset),\"recovery_point\":\(s.recoveryPoint.map { String($0.rawValue) } ?? "null"),\"records\":\(s.endOffset - s.startOffset),\"bytes\":\(s.bytes),\"segments\":\(s.segments),\"compression\":\"\(c.compression)\",\"retention_ms\":\(c.retentionMillis.map(String.init) ?? "null"),\"retention_bytes\":\(c.retentionBytes.map(String.init) ?? "null")}")
                 }
                 out.flush()
             }

@@ -21,14 +21,24 @@ public struct KappaError: Error, Sendable, CustomStringConvertible, Equatable {
     public var topicPartition: TopicPartition?
     public var offset: Offset?
     public var path: String?
+    /// The byte position in `path` where the damage or failure is.
+    public var position: FilePosition?
+    /// The operating system's error number, for failures of a system call (ENOSPC, EIO).
+    public var systemError: Int32?
 
-    public init(_ code: Code, _ message: String, topicPartition: TopicPartition? = nil, offset: Offset? = nil, path: String? = nil) {
+    public init(_ code: Code, _ message: String, topicPartition: TopicPartition? = nil, offset: Offset? = nil, path: String? = nil,
+                position: FilePosition? = nil, systemError: Int32? = nil) {
         self.code = code
         self.message = message
         self.topicPartition = topicPartition
         self.offset = offset
         self.path = path
+        self.position = position
+        self.systemError = systemError
     }
+
+    /// The file system ran out of space (ENOSPC or EDQUOT).
+    public var isDiskFull: Bool { systemError == ENOSPC || systemError == EDQUOT }
 
     public var description: String {
         var s = message
@@ -36,13 +46,14 @@ public struct KappaError: Error, Sendable, CustomStringConvertible, Equatable {
         if let tp = topicPartition { context.append("topic \(tp.topic) partition \(tp.partition)") }
         if let offset { context.append("offset \(offset)") }
         if let path { context.append("file \(path)") }
+        if let position { context.append("position \(position)") }
         if !context.isEmpty { s += " (" + context.joined(separator: ", ") + ")" }
         return s
     }
 
     /// An `errno`-based failure of a system call on `path`.
     public static func io(_ call: String, path: String, errno code: Int32) -> KappaError {
-        KappaError(.io, "\(call) failed: \(errnoDescription(code))", path: path)
+        KappaError(.io, "\(call) failed: \(errnoDescription(code))", path: path, systemError: code)
     }
 }
 

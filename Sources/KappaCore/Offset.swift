@@ -44,4 +44,7 @@ public struct TopicPartition: Hashable, Comparable, Sendable, CustomStringConver
     }
 
     public var description: String { "\(topic)/\(partition)" }
+
+    /// "topic T partition P", as messages name a partition.
+    public var readable: String { "topic \(topic) partition \(partition)" }
 }

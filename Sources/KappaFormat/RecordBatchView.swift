@@ -53,7 +53,8 @@ public enum BatchFrame: Equatable, Sendable {
 public enum RecordBatchFramer {
     /// Finds the batch at the start of `bytes`. Throws only for bytes that cannot be the
     /// start of a valid batch (bad length or magic); a short read is `.needMoreBytes`.
-    public static func frame(_ bytes: UnsafeRawBufferPointer) throws(BatchDecodeError) -> BatchFrame {
+    /// With `headerOnly`, the 61-byte header suffices (a header walk that skips bodies).
+    public static func frame(_ bytes: UnsafeRawBufferPointer, headerOnly: Bool = false) throws(BatchDecodeError) -> BatchFrame {
         guard bytes.count >= RecordBatchLayout.logOverheadBytes else {
             return .needMoreBytes(totalBytes: RecordBatchLayout.headerBytes)
         }
@@ -67,7 +68,7 @@ public enum RecordBatchFramer {
         guard header.magic == RecordBatchLayout.magic else {
             throw BatchDecodeError("batch magic is \(header.magic), expected \(RecordBatchLayout.magic)")
         }
-        guard bytes.count >= total else { return .needMoreBytes(totalBytes: total) }
+        guard headerOnly || bytes.count >= total else { return .needMoreBytes(totalBytes: total) }
         return .batch(header)
     }
 

@@ -33,27 +33,27 @@ public final class GroupMember {
         self.store = store
         self.id = id
         self.topics = topics
-        try FS.makeDirectories(store.membersPath)
+        try store.fs.makeDirectories(store.membersPath)
         // Lock under a hidden name, then rename into place: no one can see the file
         // unlocked and take the member for dead.
         let tmp = store.membersPath + "/." + id
-        let lock = try FileLock(path: tmp)
+        let lock = try FileLock(path: tmp, fileSystem: store.fs)
         guard try lock.tryLockExclusive() else { throw KappaError(.conflict, "member id \(id) is in use") }
         try lock.file.truncate(to: 0)
         try lock.file.write(Array((topics.joined(separator: "\n") + "\n").utf8), at: 0)
-        guard rename(tmp, store.membersPath + "/" + id) == 0 else {
-            throw KappaError.io("rename", path: tmp, errno: errno)
-        }
+        try store.fs.rename(tmp, to: store.membersPath + "/" + id)
         memberLock = lock
     }
 
     deinit { leave() }
 
-    /// Releases every partition and the membership (without committing).
+    /// Releases every partition and the membership (without committing). Removing the
+    /// member file is a courtesy: once its lock is released the others see the member as
+    /// gone and remove the file themselves, so a failed unlink changes nothing.
     public func leave() {
         for (_, lock) in ownerLocks { lock.unlock() }
         ownerLocks.removeAll()
-        _ = unlink(store.membersPath + "/" + id)
+        do { try store.fs.remove(store.membersPath + "/" + id) } catch {}
         memberLock.unlock()
     }
 
@@ -72,8 +72,8 @@ public final class GroupMember {
         }
         for tp in target.sorted() where ownerLocks[tp] == nil {
             let dir = store.path + "/owners/\(tp.topic)"
-            try FS.makeDirectories(dir)
-            let lock = try FileLock(path: store.ownerPath(tp))
+            try store.fs.makeDirectories(dir)
+            let lock = try FileLock(path: store.ownerPath(tp), fileSystem: store.fs)
             guard try lock.tryLockExclusive() else { continue }  // still held by its previous owner
             try lock.file.truncate(to: 0)
             try lock.file.write(Array((id + "\n").utf8), at: 0)

@@ -31,25 +31,26 @@ public struct GroupStore: Sendable {
         self.group = group
     }
 
+    var fs: any FileSystem { directory.fileSystem }
     public var path: String { directory.groupsPath + "/" + group }
     var membersPath: String { path + "/members" }
     func ownerPath(_ tp: TopicPartition) -> String { path + "/owners/\(tp.topic)/\(tp.partition)" }
     func offsetPath(_ tp: TopicPartition) -> String { path + "/offsets/\(tp.topic)/\(tp.partition)" }
 
     public static func list(_ directory: DataDirectory) throws(KappaError) -> [String] {
-        guard FS.isDirectory(directory.groupsPath) else { return [] }
-        return try FS.list(directory.groupsPath).filter { FS.isDirectory(directory.groupsPath + "/" + $0) }.sorted()
+        let fs = directory.fileSystem
+        guard fs.isDirectory(directory.groupsPath) else { return [] }
+        return try fs.list(directory.groupsPath).filter { fs.isDirectory(directory.groupsPath + "/" + $0) }.sorted()
     }
 
-    public var exists: Bool { FS.isDirectory(path) }
+    public var exists: Bool { fs.isDirectory(path) }
 
     // MARK: committed offsets
 
     /// The committed offset of `tp`, nil if none.
     public func committed(_ tp: TopicPartition) throws(KappaError) -> Offset? {
         let p = offsetPath(tp)
-        guard FS.exists(p) else { return nil }
-        let bytes = try File(path: p, mode: .readOnly).readAll(limit: 64)
+        guard let bytes = try fs.readFileIfExists(p, limit: 64) else { return nil }
         let text = String(decoding: bytes, as: UTF8.self).trimmingWhitespace
         guard let v = Int64(text), v >= 0 else {
             throw KappaError(.corruptData, "committed offset file does not hold an offset: '\(text)'", topicPartition: tp, path: p)
@@ -61,15 +62,15 @@ public struct GroupStore: Sendable {
     /// group members must own `tp` (see `GroupMember.commit`).
     public func writeCommitted(_ tp: TopicPartition, _ offset: Offset) throws(KappaError) {
         precondition(offset.rawValue >= 0)
-        try FS.makeDirectories(path + "/offsets/\(tp.topic)")
-        try FS.writeAtomically(Array("\(offset.rawValue)\n".utf8), to: offsetPath(tp))
+        try fs.makeDirectories(path + "/offsets/\(tp.topic)")
+        try fs.writeAtomically(Array("\(offset.rawValue)\n".utf8), to: offsetPath(tp))
     }
 
     /// Topics with committed offsets or owners in this group.
     public func topics() throws(KappaError) -> [String] {
         var names = Set<String>()
-        for sub in ["offsets", "owners"] where FS.isDirectory(path + "/" + sub) {
-            for t in try FS.list(path + "/" + sub) { names.insert(t) }
+        for sub in ["offsets", "owners"] where fs.isDirectory(path + "/" + sub) {
+            for t in try fs.list(path + "/" + sub) { names.insert(t) }
         }
         return names.sorted()
     }
@@ -83,18 +84,18 @@ public struct GroupStore: Sendable {
 
     /// Live members, sorted by id. Files of dead members are removed on the way.
     public func liveMembers() throws(KappaError) -> [MemberInfo] {
-        guard FS.isDirectory(membersPath) else { return [] }
+        guard fs.isDirectory(membersPath) else { return [] }
         var out: [MemberInfo] = []
-        for name in try FS.list(membersPath) where !name.hasPrefix(".") {
+        for name in try fs.list(membersPath) where !name.hasPrefix(".") {
             let p = membersPath + "/" + name
-            guard let lock = try? FileLock(path: p) else { continue }
+            guard let lock = try openLockIfExists(p) else { continue }  // it left since the listing
             if try lock.tryLockShared() {
                 // Nobody holds it: the member is gone. Remove while we hold the lock.
-                try FS.remove(p)
+                try fs.remove(p)
                 lock.unlock()
                 continue
             }
-            let text = String(decoding: (try? lock.file.readAll(limit: 1 << 16)) ?? [], as: UTF8.self)
+            let text = String(decoding: try lock.file.readAll(limit: 1 << 16), as: UTF8.self)
             let topics = text.split(separator: "\n").map(String.init).filter { !$0.isEmpty }
             out.append(MemberInfo(id: name, topics: topics))
         }
@@ -103,15 +104,22 @@ public struct GroupStore: Sendable {
 
     /// The member holding `tp`, or nil when nobody does.
     public func owner(_ tp: TopicPartition) throws(KappaError) -> String? {
-        let p = ownerPath(tp)
-        guard FS.exists(p) else { return nil }
-        let lock = try FileLock(path: p)
+        guard let lock = try openLockIfExists(ownerPath(tp)) else { return nil }
         if try lock.tryLockShared() {
             lock.unlock()
             return nil
         }
         let id = String(decoding: try lock.file.readAll(limit: 1024), as: UTF8.self).trimmingWhitespace
         return id.isEmpty ? "(joining)" : id
+    }
+
+    /// The lock file at `path`, opened without creating it; nil when it does not exist.
+    func openLockIfExists(_ path: String) throws(KappaError) -> FileLock? {
+        do {
+            return FileLock(file: try fs.openFile(path, mode: .readWrite))
+        } catch where error.code == .notFound {
+            return nil
+        }
     }
 
     /// Which partitions each member should own: per topic, partition p goes to the

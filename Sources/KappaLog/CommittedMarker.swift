@@ -1,10 +1,12 @@
 import KappaCore
 
 /// The end of what readers may see of a transactional partition (Kafka's "last stable
-/// offset"): `DATA/topics/T/P/committed` holds `SEGMENT_BASE POSITION OFFSET`, replaced
-/// atomically by the task that owns the partition after each checkpoint. Readers stop
-/// at it; what lies beyond is output of a checkpoint not yet taken, which the owner
-/// truncates if it crashes. A transactional partition without a marker shows nothing.
+/// offset"): `DATA/topics/T/P/committed` holds `SEGMENT_BASE POSITION OFFSET` in decimal,
+/// replaced atomically by the task that owns the partition after each checkpoint. Readers
+/// stop at it (and at the published end, whichever comes first); what lies beyond is
+/// output of a checkpoint not yet taken, which the owner truncates if it crashes. A
+/// transactional partition without a marker, or with one that does not parse (replaced
+/// without fsync and cut by a power loss), shows nothing until its owner publishes again.
 public struct CommittedMarker: Equatable, Sendable {
     public var segmentBase: Offset
     public var position: FilePosition
@@ -20,21 +22,24 @@ public struct CommittedMarker: Equatable, Sendable {
 
     public static let empty = CommittedMarker(segmentBase: .zero, position: .zero, offset: .zero)
 
-    public static func read(partitionDirectory dir: String) -> CommittedMarker {
-        guard let f = try? File(path: dir + "/" + fileName, mode: .readOnly), let bytes = try? f.readAll(limit: 256) else { return .empty }
+    public static func read(_ fs: any FileSystem = PosixFileSystem.shared, partitionDirectory dir: String) throws(KappaError) -> CommittedMarker {
+        guard let bytes = try fs.readFileIfExists(dir + "/" + fileName, limit: 256) else { return .empty }
+        return parse(bytes) ?? .empty
+    }
+
+    static func parse(_ bytes: [UInt8]) -> CommittedMarker? {
         let parts = String(decoding: bytes, as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Int64($0) }
-        guard parts.count == 3 else { return .empty }
+        guard parts.count == 3, parts.allSatisfy({ $0 >= 0 }) else { return nil }
         return CommittedMarker(segmentBase: Offset(parts[0]), position: FilePosition(parts[1]), offset: Offset(parts[2]))
     }
 
-    public func write(partitionDirectory dir: String) throws(KappaError) {
-        try FS.writeAtomically(Array("\(segmentBase) \(position) \(offset)\n".utf8), to: dir + "/" + Self.fileName, sync: false)
+    public func write(_ fs: any FileSystem = PosixFileSystem.shared, partitionDirectory dir: String) throws(KappaError) {
+        try fs.writeAtomically(Array("\(segmentBase) \(position) \(offset)\n".utf8), to: dir + "/" + Self.fileName, sync: false)
     }
 
-    /// How many bytes of segment `base` a reader may see, given the file's size.
-    func visibleBytes(segment base: Offset, fileBytes: Int64) -> Int64 {
-        if base < segmentBase { return fileBytes }
-        if base == segmentBase { return min(fileBytes, position.rawValue) }
-        return 0
+    /// The committed part of what is visible up to `end`.
+    func limit(_ end: LogPoint) -> LogPoint {
+        guard offset < end.offset else { return end }
+        return LogPoint(segmentBase: segmentBase, position: position, offset: offset)
     }
 }

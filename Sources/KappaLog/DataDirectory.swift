@@ -1,22 +1,32 @@
+@_exported import KappaIO
 import KappaCore
 import KappaFormat
 
-/// The root of all on-disk state. Layout:
+/// The root of all on-disk state, and the file system it lives on. Layout:
 ///
 /// ```
-/// DATA/topics/NAME/topic.json                    TopicConfig
-/// DATA/topics/NAME/P/lock                        writer lock (flock): one appender at a time
-/// DATA/topics/NAME/P/<20-digit base>.log         record batches (RecordBatch v2)
-/// DATA/topics/NAME/P/<20-digit base>.index       sparse offset index (rebuildable)
-/// DATA/topics/NAME/P/<20-digit base>.timeindex   sparse time index (rebuildable)
-/// DATA/groups/G/...                              consumer groups (KappaGroups)
+/// DATA/topics/NAME/topic.json                       TopicConfig
+/// DATA/topics/NAME/P/lock                           writer lock (flock): one appender at a time
+/// DATA/topics/NAME/P/end                            where the log ends, as published (PublishedEnd)
+/// DATA/topics/NAME/P/recovery-point                 what is known durable (RecoveryPoint)
+/// DATA/topics/NAME/P/<20-digit base>.log            record batches (RecordBatch v2)
+/// DATA/topics/NAME/P/<20-digit base>.index          sparse offset index (a cache)
+/// DATA/topics/NAME/P/<20-digit base>.timeindex      sparse time index (a cache)
+/// DATA/topics/NAME/P/<20-digit base>.log.torn-<O>   bytes a writer cut from a torn tail (evidence)
+/// DATA/groups/G/...                                 consumer groups (KappaGroups)
 /// ```
 /// Every process on the machine may open the same directory; the per-partition lock
-/// serialises appends, and readers see only whole batches (see `PartitionWriter`).
+/// serialises appends, and readers see only what a writer published (see
+/// `PartitionWriter`). All file operations of the log and the groups go through
+/// `fileSystem` (the real one unless a test injects `KappaTesting.SimulatedFileSystem`).
 public struct DataDirectory: Sendable {
     public let root: String
+    public let fileSystem: any FileSystem
 
-    public init(root: String) { self.root = root }
+    public init(root: String, fileSystem: any FileSystem = PosixFileSystem.shared) {
+        self.root = root
+        self.fileSystem = fileSystem
+    }
 
     public var topicsPath: String { root + "/topics" }
     public var groupsPath: String { root + "/groups" }
@@ -26,38 +36,41 @@ public struct DataDirectory: Sendable {
 
     /// Creates a topic with all its partition directories. Fails if it exists.
     /// The config is written last, atomically: a topic without topic.json is not a topic
-    /// yet, so a crash mid-create leaves nothing half-made that others would use.
+    /// yet, so a crash mid-create leaves nothing half-made that others would use. Every
+    /// directory made is durable before the config names the topic.
     public func createTopic(_ name: String, config: TopicConfig) throws(KappaError) {
         try validateName(name, what: "topic")
         try config.validate()
-        guard !FS.exists(configPath(name)) else { throw KappaError(.alreadyExists, "topic '\(name)' already exists") }
+        guard !fileSystem.exists(configPath(name)) else { throw KappaError(.alreadyExists, "topic '\(name)' already exists") }
         for p in 0..<config.partitions {
-            try FS.makeDirectories(partitionPath(TopicPartition(name, p)))
+            let dir = partitionPath(TopicPartition(name, p))
+            try fileSystem.makeDirectories(dir)
+            try RecoveryPointFile.create(fileSystem, partitionDirectory: dir)
         }
-        try FS.writeAtomically(config.encoded(), to: configPath(name))
+        try fileSystem.writeAtomically(try config.encoded(), to: configPath(name))
     }
 
     public func topicConfig(_ name: String) throws(KappaError) -> TopicConfig {
         try validateName(name, what: "topic")
         let path = configPath(name)
-        guard FS.exists(path) else {
+        guard let bytes = try fileSystem.readFileIfExists(path) else {
             throw KappaError(.notFound, "topic '\(name)' does not exist (create it with: kappa topics create \(name) --partitions N)")
         }
-        return try TopicConfig.decode(try File(path: path, mode: .readOnly).readAll(), path: path)
+        return try TopicConfig.decode(bytes, path: path)
     }
 
-    public func topicExists(_ name: String) -> Bool { FS.exists(configPath(name)) }
+    public func topicExists(_ name: String) -> Bool { fileSystem.exists(configPath(name)) }
 
     public func listTopics() throws(KappaError) -> [String] {
-        guard FS.isDirectory(topicsPath) else { return [] }
-        return try FS.list(topicsPath).filter { FS.exists(configPath($0)) }.sorted()
+        guard fileSystem.isDirectory(topicsPath) else { return [] }
+        return try fileSystem.list(topicsPath).filter { fileSystem.exists(configPath($0)) }.sorted()
     }
 
     /// Deletes a topic and all its data (used for internal topics of dropped versions).
     public func deleteTopic(_ name: String) throws(KappaError) {
         try validateName(name, what: "topic")
         guard topicExists(name) else { throw KappaError(.notFound, "topic '\(name)' does not exist") }
-        try FS.remove(configPath(name))
-        try FS.removeTree(topicPath(name))
+        try fileSystem.remove(configPath(name))
+        try fileSystem.removeTree(topicPath(name))
     }
 }

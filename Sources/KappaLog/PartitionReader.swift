@@ -5,21 +5,39 @@ import KappaFormat
 public struct BatchRef {
     public var header: RecordBatchHeader
     public var bytes: UnsafeRawBufferPointer
+    /// Where the batch starts in its segment file (`PartitionReader.currentPath`).
+    public var position: FilePosition
 }
 
 /// Reads one partition's batches in offset order, across segments, from any offset.
+/// Never writes: it opens every file read-only and takes no lock.
 ///
-/// Sees only whole batches: the committed end of the active segment is read under the
-/// partition lock held shared (writers hold it exclusively while writing). Every batch is
-/// checked before it is handed out: its base offset must continue the previous batch and
-/// its CRC-32C must match; a failure is a `KappaError(.corruptData)` naming topic,
-/// partition and offset, never data. Not thread-safe; one reader per thread.
+/// **What it sees.** Up to the end the writer published (`PublishedEnd`, one lock-free
+/// pread per refill); for a transactional topic, also no further than the owner's
+/// `CommittedMarker`. A batch being written lies past the published end and is simply
+/// not visible yet. When no end published in this boot exists (the machine restarted,
+/// and no writer has opened the partition since), it reads up to the recovery point and
+/// as far past it as the batches check out — exactly the log a writer would keep — and
+/// stops there.
+///
+/// **What it refuses.** Every batch before that end must frame, continue the offsets,
+/// and match its CRC-32C; anything else is a `KappaError(.corruptData)` naming topic,
+/// partition, offset, file and byte position, and no batch at or after it is returned —
+/// never a silent end of the partition. Records inside a batch are decoded by the caller
+/// (`BatchRecords`), whose errors carry the same evidence.
+///
+/// **Indexes** are caches: an index entry is checked against the batch header it points
+/// at before it is used; one that disagrees makes the reader scan that segment from its
+/// start instead, with a warning (once per segment, in `warnings`). Writers rebuild it.
+///
+/// Not thread-safe; one reader per thread.
 public final class PartitionReader {
     public let topicPartition: TopicPartition
     public let directory: String
-    let lock: FileLock
+    let fs: any FileSystem
     /// Transactional topics show only what their owner committed (`CommittedMarker`).
     let transactional: Bool
+    private let endReader: PublishedEndReader
 
     private var bases: [Offset] = []
     private var segmentBase: Offset?
@@ -31,21 +49,63 @@ public final class PartitionReader {
     public private(set) var expectedOffset: Offset = .zero
     static let readBytes = 1 << 20
 
+    /// Things worth telling a person that stopped nothing (an index that disagrees).
+    public private(set) var warnings: [String] = []
+    private var warnedSegments = Set<Offset>()
+    /// The end computed from the recovery point when no trustworthy end was published.
+    private var checkedEnd: LogPoint??
+
     public init(directory: DataDirectory, topicPartition: TopicPartition) throws(KappaError) {
         self.topicPartition = topicPartition
         self.directory = directory.partitionPath(topicPartition)
-        guard FS.isDirectory(self.directory) else {
+        fs = directory.fileSystem
+        guard fs.isDirectory(self.directory) else {
             throw KappaError(.notFound, "partition directory is missing", topicPartition: topicPartition, path: self.directory)
         }
-        lock = try FileLock(path: self.directory + "/" + SegmentFiles.lockName)
-        bases = try SegmentFiles.bases(in: self.directory)
-        transactional = (try? directory.topicConfig(topicPartition.topic))?.isTransactional ?? false
+        endReader = PublishedEndReader(fs, partitionDirectory: self.directory)
+        transactional = try directory.topicConfig(topicPartition.topic).isTransactional
+        bases = try SegmentFiles.bases(in: self.directory, fileSystem: fs)
     }
+
+    /// The segment file the last batch came from.
+    public var currentPath: String? { log?.path }
 
     /// The first offset still stored (retention moves it forward).
     public func startOffset() throws(KappaError) -> Offset {
-        bases = try SegmentFiles.bases(in: directory)
+        bases = try SegmentFiles.bases(in: directory, fileSystem: fs)
         return bases.first ?? .zero
+    }
+
+    /// Where readers may read to now (nil: nothing, the partition has no segment).
+    public func visibleEnd() throws(KappaError) -> LogPoint? {
+        var end: LogPoint?
+        if case .record(let e) = try endReader.read(), e.bootID == fs.bootID, e.bootID != .unknown {
+            end = e.tail.end
+        } else {
+            end = try endCheckedFromRecoveryPoint()
+        }
+        if transactional, let e = end {
+            end = try CommittedMarker.read(fs, partitionDirectory: directory).limit(e)
+        }
+        return end
+    }
+
+    /// The end a writer would keep after checking the log from the recovery point;
+    /// computed once (nothing changes until a writer opens the partition and publishes).
+    private func endCheckedFromRecoveryPoint() throws(KappaError) -> LogPoint? {
+        if let cached = checkedEnd { return cached }
+        bases = try SegmentFiles.bases(in: directory, fileSystem: fs)
+        guard let first = bases.first, let last = bases.last else { return nil }
+        var start = try RecoveryPoint.read(fs, partitionDirectory: directory)?.point ?? .start(of: last)
+        if start.segmentBase < first { start = .start(of: first) }
+        let scan = TailScan(fs: fs, directory: directory, topicPartition: topicPartition, codec: LZ4Codec(), scratch: ByteWriter(capacity: 1 << 16))
+        let end: LogPoint
+        switch try scan.run(bases: bases, from: start) {
+        case .clean(let e): end = e
+        case .torn(let at, _): end = at
+        }
+        checkedEnd = .some(end)
+        return end
     }
 
     public enum SeekResult: Equatable {
@@ -59,7 +119,7 @@ public final class PartitionReader {
     /// the records below `offset` inside the first batch.
     @discardableResult
     public func seek(to offset: Offset) throws(KappaError) -> SeekResult {
-        bases = try SegmentFiles.bases(in: directory)
+        bases = try SegmentFiles.bases(in: directory, fileSystem: fs)
         guard let first = bases.first else {
             log = nil
             segmentBase = nil
@@ -82,14 +142,35 @@ public final class PartitionReader {
         return .positioned
     }
 
+    /// Opens segment `bases[i]` at the index entry at or below `target`, if that entry
+    /// agrees with the log; else at the segment's start.
     private func openSegment(_ i: Int, at target: Offset) throws(KappaError) {
         let base = bases[i]
-        let file = try File(path: SegmentFiles.logPath(directory, base), mode: .readOnly)
-        let size = try file.size()
-        let entry = OffsetIndex.floor(OffsetIndex.load(path: SegmentFiles.indexPath(directory, base), base: base, logBytes: size), target)
+        let file = try fs.openFile(SegmentFiles.logPath(directory, base), mode: .readOnly)
+        let visible = try visibleBytes(of: base, file: file)
+        let entries = try OffsetIndex.load(path: SegmentFiles.indexPath(directory, base), base: base, logBytes: visible + 1, fileSystem: fs)
+        var entry = OffsetIndex.floor(entries, target)
+        if let e = entry, e.position != .zero, try !agrees(e, file: file, visible: visible) {
+            warnOnce(base, "index entry (offset \(e.offset), position \(e.position)) of \(SegmentFiles.indexPath(directory, base)) disagrees with the log; "
+                     + "reading the segment from its start instead (a writer rebuilds the index when it next opens the partition)")
+            entry = nil
+        }
         log = file
         segmentBase = base
         open(position: entry?.position.rawValue ?? 0, expected: entry?.offset ?? base)
+    }
+
+    /// An index entry agrees with the log when a batch with its offset starts at its
+    /// position (or, at the visible end, when the end is that offset).
+    private func agrees(_ e: OffsetIndex.Entry, file: File, visible: Int64) throws(KappaError) -> Bool {
+        if e.position.rawValue == visible { return try visibleEnd()?.offset == e.offset }
+        guard e.position.rawValue < visible, let h = try SegmentScanner.header(file, at: e.position) else { return false }
+        return h.baseOffset == e.offset && e.position.rawValue + Int64(h.totalBytes) <= visible
+    }
+
+    private func warnOnce(_ base: Offset, _ message: String) {
+        guard warnedSegments.insert(base).inserted else { return }
+        warnings.append("\(topicPartition.readable): " + message)
     }
 
     private func open(position: Int64, expected: Offset) {
@@ -100,7 +181,7 @@ public final class PartitionReader {
     }
 
     /// The next whole, checked batch, or nil when the reader has caught up with the
-    /// committed end of the log. The bytes are valid until the next call.
+    /// visible end of the log. The bytes are valid until the next call.
     public func nextBatch() throws(KappaError) -> BatchRef? {
         guard let ref = try peekBatch() else { return nil }
         advance(past: ref.header)
@@ -112,11 +193,20 @@ public final class PartitionReader {
         expectedOffset = header.nextOffset
     }
 
+    /// How many bytes of segment `base` are visible now: all of a segment before the
+    /// end's, up to the end in the end's, none of a later one (a roll not yet published).
+    private func visibleBytes(of base: Offset, file: File) throws(KappaError) -> Int64 {
+        guard let end = try visibleEnd() else { return 0 }
+        if base < end.segmentBase { return try file.size() }
+        if base == end.segmentBase { return end.position.rawValue }
+        return 0
+    }
+
     private func peekBatch() throws(KappaError) -> BatchRef? {
         while true {
-            guard log != nil else {
+            guard let file = log, let base = segmentBase else {
                 // No segment yet (empty partition): look again.
-                bases = try SegmentFiles.bases(in: directory)
+                bases = try SegmentFiles.bases(in: directory, fileSystem: fs)
                 guard !bases.isEmpty else { return nil }
                 try openSegment(0, at: bases[0])
                 continue
@@ -137,51 +227,60 @@ public final class PartitionReader {
                 guard RecordBatchFramer.crcMatches(bytes) else {
                     throw corrupt("CRC-32C mismatch in batch of offsets \(header.baseOffset)...\(header.lastOffset)")
                 }
-                return BatchRef(header: header, bytes: bytes)
+                return BatchRef(header: header, bytes: bytes, position: FilePosition(bufferStart + Int64(cursor)))
             case .needMoreBytes(let total):
-                if try !fill(needing: total) {
-                    // Nothing more in this segment: move on if a newer one exists.
-                    guard try moveToNextSegment() else { return nil }
+                let visible = try visibleBytes(of: base, file: file)
+                let position = bufferStart + Int64(cursor)
+                if position + Int64(total) <= visible {
+                    if try fill(file, needing: total, visible: visible) { continue }
+                    throw corrupt("the file ends at \(bufferStart + Int64(buffer.count)) bytes, inside a batch of \(total) bytes, "
+                                  + "before the \(visible) bytes published")
+                }
+                if position < visible {
+                    let what = base == (try visibleEnd())?.segmentBase ? "the published end at position \(visible)" : "the end of this closed segment (\(visible) bytes)"
+                    throw corrupt(total > RecordBatchLayout.headerBytes || visible - position >= Int64(RecordBatchLayout.logOverheadBytes)
+                                  ? "a batch of \(total) bytes here runs past \(what)"
+                                  : "\(visible - position) bytes here before \(what) are not a batch")
+                }
+                // Caught up with this segment: move on if a newer one is visible.
+                guard try moveToNextSegment() else {
+                    buffer.count = cursor  // nothing buffered past the end (a later truncation cannot leave stale bytes)
+                    return nil
                 }
             }
         }
     }
 
-    /// Reads more of the current segment, up to its committed end. False at the end.
-    private func fill(needing total: Int) throws(KappaError) -> Bool {
-        let file = log!
-        let isLast = segmentBase == bases.last
-        var end = isLast ? try lock.withShared { () throws(KappaError) -> Int64 in try file.size() } : try file.size()
-        if transactional, let base = segmentBase {
-            end = CommittedMarker.read(partitionDirectory: directory).visibleBytes(segment: base, fileBytes: end)
-        }
-        if bufferStart + Int64(buffer.count) > end {
-            // A writer's recovery truncated a torn tail we had buffered: forget those bytes.
-            buffer.count = max(cursor, Int(end - bufferStart))
-        }
-        let have = bufferStart + Int64(buffer.count)
-        guard have < end else {
-            // Nothing new: forget the start of a batch we may hold. If it was torn, a
-            // writer's recovery will cut it and write a new batch in its place; re-read
-            // from the batch start next time instead of gluing new bytes to stale ones.
-            buffer.count = cursor
-            return false
-        }
+    /// Reads more of the current segment, up to `visible` bytes. False when the file
+    /// has no more bytes, though the end says it should.
+    private func fill(_ file: File, needing total: Int, visible: Int64) throws(KappaError) -> Bool {
         buffer.removeFirst(cursor)
         bufferStart += Int64(cursor)
         cursor = 0
+        let have = bufferStart + Int64(buffer.count)
         let want = max(total, Self.readBytes)
         buffer.reserve(want - buffer.count)
-        let n = try file.read(into: buffer.base + buffer.count, count: min(want - buffer.count, Int(end - have)), at: have)
+        let count = Int(min(Int64(want - buffer.count), visible - have))
+        guard count > 0 else { return false }
+        let n = try file.read(into: buffer.base + buffer.count, count: count, at: have)
         buffer.count += n
         return n > 0
     }
 
     private func moveToNextSegment() throws(KappaError) -> Bool {
-        bases = try SegmentFiles.bases(in: directory)
-        guard let current = segmentBase, let next = bases.first(where: { $0 > current }) else { return false }
-        if buffer.count - cursor > 0 {
-            throw corrupt("\(buffer.count - cursor) bytes of an incomplete batch at the end of a closed segment")
+        guard let current = segmentBase, let end = try visibleEnd(), current < end.segmentBase else { return false }
+        // The listing this reader has usually names the next segment already; list again
+        // only when it does not, or when that segment is gone (retention).
+        if let cached = bases.first(where: { $0 > current }), cached == expectedOffset,
+           let file = try openIfExists(SegmentFiles.logPath(directory, cached)) {
+            log = file
+            segmentBase = cached
+            open(position: 0, expected: cached)
+            return true
+        }
+        bases = try SegmentFiles.bases(in: directory, fileSystem: fs)
+        guard let next = bases.first(where: { $0 > current }) else {
+            throw corrupt("no segment follows, though the published end is in segment \(SegmentFiles.name(end.segmentBase))")
         }
         if next != expectedOffset {
             // Retention deleted what lay between: the reader was too slow (Kafka's
@@ -192,15 +291,22 @@ public final class PartitionReader {
             throw KappaError(.offsetOutOfRange, "offsets \(expectedOffset)..<\(first) were deleted by retention before they were read; the log starts at \(first)",
                              topicPartition: topicPartition, offset: expectedOffset)
         }
-        log = try File(path: SegmentFiles.logPath(directory, next), mode: .readOnly)
+        log = try fs.openFile(SegmentFiles.logPath(directory, next), mode: .readOnly)
         segmentBase = next
         open(position: 0, expected: next)
         return true
     }
 
+    private func openIfExists(_ path: String) throws(KappaError) -> File? {
+        do {
+            return try fs.openFile(path, mode: .readOnly)
+        } catch where error.code == .notFound {
+            return nil
+        }
+    }
+
     private func corrupt(_ reason: String) -> KappaError {
-        let path = log?.path
-        return KappaError(.corruptData, reason + " at file position \(bufferStart + Int64(cursor))",
-                          topicPartition: topicPartition, offset: expectedOffset, path: path)
+        KappaError(.corruptData, reason, topicPartition: topicPartition, offset: expectedOffset, path: log?.path,
+                   position: FilePosition(bufferStart + Int64(cursor)))
     }
 }

@@ -1,17 +1,23 @@
 import KappaCore
 import KappaFormat
 
-/// A tail repair made when a partition was opened: evidence for the operator.
+/// A tail repair made when a writer opened (or re-synchronised with) a partition: the
+/// bytes it cut, and where it kept them. Evidence for the operator.
 public struct RecoveryEvent: Sendable, CustomStringConvertible {
     public var topicPartition: TopicPartition
+    /// The first offset of the cut: the log now ends here.
     public var offset: Offset
     public var position: FilePosition
     public var bytesDropped: Int64
     public var reason: String
+    /// The segment file that was cut.
     public var path: String
+    /// Where the cut bytes are kept (`<base>.log.torn-<offset>`).
+    public var evidencePath: String
 
     public var description: String {
-        "recovered \(topicPartition.topic) partition \(topicPartition.partition): truncated \(bytesDropped) bytes at offset \(offset) (file \(path), position \(position)): \(reason)"
+        "recovered \(topicPartition.topic) partition \(topicPartition.partition): truncated \(bytesDropped) bytes at offset \(offset) "
+            + "(file \(path), position \(position)): \(reason); the cut bytes are kept in \(evidencePath)"
     }
 }
 
@@ -52,16 +58,63 @@ public final class SealedBatches {
     }
 }
 
-/// Appends to one partition. Many `PartitionWriter`s, in many processes, may write the
-/// same partition: every append takes the partition's `lock` file exclusively, first
-/// re-reads the tail that others may have moved (`syncTail`), then stamps offsets and
-/// writes whole batches. Readers take the same lock shared to learn the committed end,
-/// so they never see a batch that is still being written.
+/// Appends to one partition, in any number of processes at once.
 ///
-/// Crash safety: the log is written before its indexes; on every open the active
-/// segment's tail is re-validated from its last trusted index entry, and a torn or
-/// corrupt final batch is truncated (and reported in `recoveries`). A bad batch with a
-/// good batch after it is corruption, not a torn tail: it is refused, never truncated.
+/// **Protocol.** Every append takes the partition's `lock` file exclusively, re-reads the
+/// published end (another writer may have appended, rolled or died mid-append since),
+/// writes whole batches to the .log, then their index entries, then publishes the new
+/// end in the `end` file (`PublishedEnd`) and releases the lock. Readers read up to the
+/// published end without any lock; a batch being written is past it, so invisible.
+///
+/// **Durability.** Per `FsyncPolicy`, the .log is fsynced before the end is published
+/// (so an acknowledged append is durable under `always`), and after every fsync the
+/// recovery point (`RecoveryPoint`) moves to what the fsync covered. A roll fsyncs the
+/// closed segment and its indexes and makes the new segment's name durable.
+///
+/// **Failure.** An append that fails (ENOSPC, EIO, a short write) is undone under the
+/// lock before the error is thrown: the .log and index files are truncated back to where
+/// the append began, segments it created are deleted, the end is left (or put back) where
+/// it was, and the truncation is fsynced so a power loss cannot bring the undone batches
+/// back. So an error means "none of it", success means "all of it". Failures after the
+/// end is published (moving the recovery point, retention) cannot undo an acknowledged
+/// append: they are thrown by the writer's next call (`append`, `syncNow`, `close`).
+///
+/// **Recovery** (on open, and whenever the end does not match the files): within the
+/// boot that published the end, everything before it is trusted and everything after it
+/// is an append that never finished; after a restart of the machine, everything after
+/// the recovery point is checked batch by batch (framing, base offset continuity,
+/// CRC-32C, every record) and cut at the first that fails. Cut bytes are kept beside the
+/// segment (`<base>.log.torn-<offset>`) and reported in `recoveries`. A bad batch in a
+/// segment that has a later segment, a log shorter than its recovery point, or a hole
+/// between segments is corruption: a `KappaError(.corruptData)` naming file and
+/// position; nothing is cut. Damage before the trusted point is not looked for by
+/// writers (readers check every batch); a writer that trips over it while checking its
+/// indexes says so in `warnings` and appends after it. The indexes of the active segment
+/// are checked against the log's batch headers and rebuilt where they disagree (a
+/// warning), never reported as damage to the log.
+///
+/// **Crash points.** What a kill -9 (K) or a power loss (P) at each step leaves, and why
+/// the next writer's recovery is right (`SimulatedCrashTests` crashes at every one):
+/// 1. writing .log bytes, 2. writing index entries — not published: K: the bytes past the
+///    end are cut (evidence kept); P: past the recovery point, checked and cut at the
+///    first bad batch (valid unpublished batches may stay: they were whole, never read).
+/// 3. fsync of the .log (policy) — before the publish: an acknowledged append under
+///    `always` is on disk. 4. publishing the end — one 108-byte pwrite: K: old or new end,
+///    both consistent; P: the end is not trusted after a restart anyway.
+/// 5. moving the recovery point — one copy of two, fsynced: a torn copy loses only the
+///    newest point, which is never past what was fsynced.
+/// Roll: the closed segment and its indexes are fsynced, then the new segment is made and
+/// its name made durable, all before the end moves into it: so only the last segment can
+/// ever hold torn bytes, and a bad batch in an earlier one is corruption. Retention
+/// deletes .log files first (orphan indexes are removed by recovery) and fsyncs the
+/// directory. A cut (recovery) copies the bytes to the evidence file and fsyncs it and
+/// its name before it truncates. An undo or truncation publishes the lower end before it
+/// cuts (a reader never finds the log shorter than the end), lowers the recovery point
+/// first, and fsyncs the cut (a power loss cannot revive undone batches).
+///
+/// **Invariants** (asserted under the lock before and after every append and recovery):
+/// `tail.size` is the active .log's length, `tail.indexBytes`/`tail.timeIndexBytes` the
+/// index files' lengths, whole entries; between appends the published end equals `tail`.
 ///
 /// Not thread-safe: one writer per thread.
 public final class PartitionWriter {
@@ -69,35 +122,58 @@ public final class PartitionWriter {
     public let directory: String
     public let config: TopicConfig
     public let fsync: FsyncPolicy
+    let fs: any FileSystem
     let clock: any WallClock
     let lock: FileLock
-    let codec = LZ4Codec()
-    let scratch = ByteWriter(capacity: 1 << 20)
+    let codec: LZ4Codec
+    let scratch: ByteWriter
     let indexBuffer = ByteWriter(capacity: 4096)
     let timeIndexBuffer = ByteWriter(capacity: 4096)
+    let endBuffer = ByteWriter(capacity: PublishedEnd.Layout.recordBytes)
+    let endFile: File
+    let recoveryPoint: RecoveryPointFile
 
-    public private(set) var recoveries: [RecoveryEvent] = []
+    /// Tail repairs made by this writer, in order.
+    public internal(set) var recoveries: [RecoveryEvent] = []
+    /// Index files rebuilt, damage noticed below the recovery point: things an operator
+    /// may want to know that stopped nothing.
+    public internal(set) var warnings: [String] = []
 
-    /// The active (last) segment as this writer last saw it.
-    struct Active {
-        var base: Offset
+    /// The active segment's files and state as this writer last saw or made them.
+    struct OpenSegment {
         var log: File
         var index: File
         var timeIndex: File
-        var size: Int64
-        var nextOffset: Offset
-        var indexBytes: Int64
-        var timeIndexBytes: Int64
-        var bytesSinceIndexEntry: Int
-        var maxTimestampMillis: Int64
-        var lastTimeIndexMillis: Int64
-        var lastTimeIndexOffset: Offset?
-        var firstBatchMaxTimestampMillis: Int64?
     }
 
-    var active: Active?
+    var tail: SegmentTail
+    var segment: OpenSegment
+    /// What the `end` file says, as this writer last wrote or read it.
+    var published: SegmentTail
+
+    /// What an append in progress must restore if it fails (nil outside an append).
+    struct Undo {
+        var tail: SegmentTail
+        var segment: OpenSegment
+        var published: SegmentTail
+        var createdSegments: [Offset] = []
+        var publishAttempted = false
+    }
+
+    var undo: Undo?
+    /// Holding the partition lock for an append (`beginAppend` … `finishAppend`).
+    var inAppend = false
+    /// A roll happened in the append in progress: retention runs when it finishes.
+    var rolledInAppend = false
+    /// The state on disk is unknown (an undo failed): the next append recovers first.
+    var needsRecovery = false
+    /// Log bytes written since the last fsync of the active segment.
     var dirty = false
+    /// The furthest point known durable that the recovery point may not show yet.
+    var durable: LogPoint?
     var lastSyncNanos: Int64
+    /// An error after an append was acknowledged, thrown by the next call.
+    var deferredFailure: KappaError?
 
     public init(directory: DataDirectory, topicPartition: TopicPartition, config: TopicConfig,
                 fsync: FsyncPolicy = .default, clock: any WallClock = SystemClock(), enforcingRetention: Bool = true) throws(KappaError) {
@@ -105,37 +181,99 @@ public final class PartitionWriter {
         self.directory = directory.partitionPath(topicPartition)
         self.config = config
         self.fsync = fsync
+        self.fs = directory.fileSystem
         self.clock = clock
-        self.lastSyncNanos = clock.nowNanos()
-        guard FS.isDirectory(self.directory) else {
+        self.lastSyncNanos = clock.monotonicNanos()
+        guard fs.isDirectory(self.directory) else {
             throw KappaError(.notFound, "partition directory is missing", topicPartition: topicPartition, path: self.directory)
         }
-        lock = try FileLock(path: self.directory + "/" + SegmentFiles.lockName)
-        try lock.withExclusive { () throws(KappaError) in
-            try syncTail()
-            if enforcingRetention { try enforceRetention() }
-        }
+        let codec = LZ4Codec(), scratch = ByteWriter(capacity: 1 << 20)
+        self.codec = codec
+        self.scratch = scratch
+        let lock = try FileLock(path: self.directory + "/" + SegmentFiles.lockName, fileSystem: fs)
+        self.lock = lock
+        let endFile = try fs.openFile(PublishedEnd.path(self.directory), mode: .readWriteCreate)
+        self.endFile = endFile
+        try lock.lockExclusive()
+        defer { lock.unlock() }
+        recoveryPoint = try RecoveryPointFile(fs, partitionDirectory: self.directory)
+        let recovery = TailRecovery(fs: fs, directory: self.directory, topicPartition: topicPartition, codec: codec, scratch: scratch)
+        let recovered = try recovery.run(recoveryPoint: recoveryPoint.current,
+                                         published: try Self.readPublished(endFile, into: endBuffer))
+        tail = recovered.tail
+        segment = recovered.segment
+        published = recovered.published ?? recovered.tail
+        recoveries = recovered.events
+        warnings = recovered.warnings
+        if recovered.published != tail { try publish() }
+        if enforcingRetention { try enforceRetention() }
+        checkInvariants()
     }
 
-    deinit { try? close() }
+    /// A writer dropped without `close()` still syncs per its policy. A deinit cannot
+    /// report a failure; callers that must know call `close()`, which throws it.
+    deinit {
+        do { try close() } catch {}
+    }
 
     /// The offset the next appended record gets (as of this writer's last append).
-    public var nextOffset: Offset { active?.nextOffset ?? .zero }
+    public var nextOffset: Offset { tail.nextOffset }
 
-    /// Stamps and writes `sealed` (emptying it). Returns the first and last offsets given.
+    var recovery: TailRecovery {
+        TailRecovery(fs: fs, directory: directory, topicPartition: topicPartition, codec: codec, scratch: scratch)
+    }
+
+    // MARK: - Appending
+
+    /// Stamps and writes `sealed` (emptying it), publishes it, syncs per the policy.
+    /// Returns the first and last offsets given. On failure nothing of it is in the log
+    /// and `sealed` keeps its batches.
     @discardableResult
     public func append(_ sealed: SealedBatches) throws(KappaError) -> ClosedRange<Offset>? {
         guard !sealed.isEmpty else { return nil }
-        let range = try lock.withExclusive { () throws(KappaError) -> ClosedRange<Offset> in
-            try syncTail()
-            return try appendLocked(sealed)
+        try beginAppend()
+        let range: ClosedRange<Offset>
+        do {
+            range = try writeLocked(sealed)
+            try syncIfDueLocked()
+            try publishLocked()
+        } catch {
+            abortAppend(after: error)
+            throw undoFailure ?? error
         }
+        finishAppend()
         sealed.removeAll()
         return range
     }
 
-    private func appendLocked(_ sealed: SealedBatches) throws(KappaError) -> ClosedRange<Offset> {
-        let first = active!.nextOffset
+    /// Takes the lock and brings this writer's view of the tail up to date. The first
+    /// step of an append; `TopicWriter` takes several partitions' locks this way (in
+    /// partition order) to write a group of them as one.
+    func beginAppend() throws(KappaError) {
+        precondition(!inAppend, "an append is already in progress")
+        if let failure = deferredFailure {
+            deferredFailure = nil
+            throw failure
+        }
+        try lock.lockExclusive()
+        inAppend = true
+        do {
+            try syncTail()
+        } catch {
+            inAppend = false
+            lock.unlock()
+            throw error
+        }
+        checkInvariants()
+        undo = Undo(tail: tail, segment: segment, published: published)
+        rolledInAppend = false
+    }
+
+    /// Stamps offsets and writes `sealed`'s batches and their index entries, rolling
+    /// segments as needed. Not yet visible: `publishLocked` makes it so.
+    func writeLocked(_ sealed: SealedBatches) throws(KappaError) -> ClosedRange<Offset> {
+        precondition(inAppend && undo != nil)
+        let first = tail.nextOffset
         var runStart = -1  // buffer start of the batches not yet written
         var runEnd = 0
         var runPosition: Int64 = 0
@@ -145,328 +283,315 @@ public final class PartitionWriter {
                 runStart = -1
                 try roll()
             }
-            var a = active!
-            RecordBatchFramer.stamp(baseOffset: a.nextOffset, batchAt: batch.start, in: sealed.buffer)
+            RecordBatchFramer.stamp(baseOffset: tail.nextOffset, batchAt: batch.start, in: sealed.buffer)
             if runStart < 0 {
                 runStart = batch.start
-                runPosition = a.size
+                runPosition = tail.size
             }
             runEnd = batch.start + batch.length
-            // Index the batch when a full interval of bytes has gone by since the last
-            // entry (and always the first batch of a segment, so scans start nearby).
-            a.maxTimestampMillis = max(a.maxTimestampMillis, batch.maxTimestampMillis)
-            if a.firstBatchMaxTimestampMillis == nil { a.firstBatchMaxTimestampMillis = batch.maxTimestampMillis }
-            if a.bytesSinceIndexEntry >= Limits.indexIntervalBytes || a.size == 0 {
-                OffsetIndex.encode(.init(offset: a.nextOffset, position: FilePosition(a.size)), base: a.base, into: indexBuffer)
-                if a.maxTimestampMillis > a.lastTimeIndexMillis {
-                    TimeIndex.encode(.init(timestampMillis: a.maxTimestampMillis, offset: a.nextOffset), base: a.base, into: timeIndexBuffer)
-                    a.lastTimeIndexMillis = a.maxTimestampMillis
-                    a.lastTimeIndexOffset = a.nextOffset
-                }
-                a.bytesSinceIndexEntry = 0
-            }
-            a.bytesSinceIndexEntry += batch.length
-            a.size += Int64(batch.length)
-            a.nextOffset = a.nextOffset + Int64(batch.records)
-            active = a
+            addIndexEntries(forBatchOf: Int64(batch.length), maxTimestampMillis: batch.maxTimestampMillis)
+            tail.size += Int64(batch.length)
+            tail.nextOffset = tail.nextOffset + Int64(batch.records)
         }
         if runStart >= 0 { try writeRun(sealed.buffer, runStart, runEnd, at: runPosition) }
         try flushIndexes()
-        dirty = true
-        try maybeSync()
-        return first...(active!.nextOffset + -1)
+        return first...(tail.nextOffset + -1)
+    }
+
+    /// Index entries for a batch about to be written at `tail.size`: one when a full
+    /// interval of bytes has gone by since the last entry (and always for the first batch
+    /// of a segment, so scans start nearby); a time entry beside it when the segment's
+    /// largest timestamp grew.
+    private func addIndexEntries(forBatchOf bytes: Int64, maxTimestampMillis: Int64) {
+        tail.maxTimestampMillis = max(tail.maxTimestampMillis, maxTimestampMillis)
+        if tail.firstBatchMaxTimestampMillis == .min { tail.firstBatchMaxTimestampMillis = maxTimestampMillis }
+        if tail.bytesSinceIndexEntry >= Int64(Limits.indexIntervalBytes) || tail.size == 0 {
+            OffsetIndex.encode(.init(offset: tail.nextOffset, position: FilePosition(tail.size)), base: tail.base, into: indexBuffer)
+            if tail.maxTimestampMillis > tail.lastTimeIndexMillis {
+                TimeIndex.encode(.init(timestampMillis: tail.maxTimestampMillis, offset: tail.nextOffset), base: tail.base, into: timeIndexBuffer)
+                tail.lastTimeIndexMillis = tail.maxTimestampMillis
+                tail.lastTimeIndexOffset = tail.nextOffset
+            }
+            tail.bytesSinceIndexEntry = 0
+        }
+        tail.bytesSinceIndexEntry += bytes
     }
 
     private func writeRun(_ buffer: ByteWriter, _ start: Int, _ end: Int, at position: Int64) throws(KappaError) {
-        try active!.log.write(UnsafeRawBufferPointer(start: buffer.base + start, count: end - start), at: position)
+        try segment.log.write(UnsafeRawBufferPointer(start: buffer.base + start, count: end - start), at: position)
+        dirty = true
     }
 
-    private func flushIndexes() throws(KappaError) {
-        guard var a = active else { return }
+    /// Writes the index entries gathered in the buffers. `tail.indexBytes` counts them
+    /// already written only once they are.
+    func flushIndexes() throws(KappaError) {
         if indexBuffer.count > 0 {
-            try a.index.write(indexBuffer.bytes, at: a.indexBytes)
-            a.indexBytes += Int64(indexBuffer.count)
-            indexBuffer.removeAll()
+            let bytes = Int64(indexBuffer.count)
+            indexBuffer.removeAll()  // whatever happens, these entries are spent: an undo truncates the file
+            try segment.index.write(UnsafeRawBufferPointer(start: indexBuffer.base, count: Int(bytes)), at: tail.indexBytes)
+            tail.indexBytes += bytes
         }
         if timeIndexBuffer.count > 0 {
-            try a.timeIndex.write(timeIndexBuffer.bytes, at: a.timeIndexBytes)
-            a.timeIndexBytes += Int64(timeIndexBuffer.count)
+            let bytes = Int64(timeIndexBuffer.count)
             timeIndexBuffer.removeAll()
+            try segment.timeIndex.write(UnsafeRawBufferPointer(start: timeIndexBuffer.base, count: Int(bytes)), at: tail.timeIndexBytes)
+            tail.timeIndexBytes += bytes
         }
-        active = a
     }
 
     private func shouldRoll(batchBytes: Int, batchMaxTimestamp: Int64) -> Bool {
-        let a = active!
-        guard a.size > 0 else { return false }
-        if a.size + Int64(batchBytes) > config.segmentBytes { return true }
-        if let first = a.firstBatchMaxTimestampMillis, batchMaxTimestamp - first > config.segmentMillis { return true }
+        guard tail.size > 0 else { return false }
+        if tail.size + Int64(batchBytes) > config.segmentBytes { return true }
+        if tail.firstBatchMaxTimestampMillis != .min, batchMaxTimestamp - tail.firstBatchMaxTimestampMillis > config.segmentMillis { return true }
         return false
     }
 
-    /// Closes the active segment (final time-index entry, fsync) and starts a new one at
-    /// the next offset. Caller holds the lock.
+    /// Closes the active segment (final time-index entry, fsync of it and its indexes)
+    /// and starts a new one at the next offset, its name durable. Inside an append.
     private func roll() throws(KappaError) {
+        precondition(inAppend)
         try flushIndexes()
-        var a = active!
-        if a.maxTimestampMillis > a.lastTimeIndexMillis || a.lastTimeIndexOffset == nil {
+        if tail.maxTimestampMillis > tail.lastTimeIndexMillis || tail.lastTimeIndexOffset == nil {
             // The last time entry of a closed segment carries its largest timestamp.
-            let lastOffset = a.lastTimeIndexOffset ?? a.base
-            TimeIndex.encode(.init(timestampMillis: a.maxTimestampMillis, offset: lastOffset), base: a.base, into: timeIndexBuffer)
-            active = a
+            let lastOffset = tail.lastTimeIndexOffset ?? tail.base
+            TimeIndex.encode(.init(timestampMillis: tail.maxTimestampMillis, offset: lastOffset), base: tail.base, into: timeIndexBuffer)
+            tail.lastTimeIndexMillis = tail.maxTimestampMillis
+            tail.lastTimeIndexOffset = lastOffset
             try flushIndexes()
-            a = active!
         }
-        try a.log.sync()
-        try a.index.sync()
-        try a.timeIndex.sync()
-        active = try openSegment(base: a.nextOffset, create: true)
-        FS.syncDirectory(of: active!.log.path)
-        try enforceRetention()
+        try segment.log.sync()
+        try segment.index.sync()
+        try segment.timeIndex.sync()
+        dirty = false
+        let base = tail.nextOffset
+        undo?.createdSegments.append(base)
+        segment = try recovery.createSegment(base)
+        tail = .empty(base: base)
+        durable = tail.end
+        rolledInAppend = true
     }
 
-    private func openSegment(base: Offset, create: Bool) throws(KappaError) -> Active {
-        let mode: File.Mode = create ? .readWriteCreate : .readWrite
-        let log = try File(path: SegmentFiles.logPath(directory, base), mode: mode)
-        let index = try File(path: SegmentFiles.indexPath(directory, base), mode: .readWriteCreate)
-        let timeIndex = try File(path: SegmentFiles.timeIndexPath(directory, base), mode: .readWriteCreate)
-        return Active(base: base, log: log, index: index, timeIndex: timeIndex, size: try log.size(), nextOffset: base,
-                      indexBytes: try index.size(), timeIndexBytes: try timeIndex.size(), bytesSinceIndexEntry: 0,
-                      maxTimestampMillis: .min, lastTimeIndexMillis: .min, lastTimeIndexOffset: nil,
-                      firstBatchMaxTimestampMillis: nil)
+    /// fsyncs the .log before publishing when the policy says so: always, or when the
+    /// interval has passed. An fsync failure then fails the append (undone), so nothing
+    /// is acknowledged that the policy promised durable.
+    func syncIfDueLocked() throws(KappaError) {
+        precondition(inAppend)
+        switch fsync {
+        case .never: return
+        case .always: break
+        case .interval(let ms):
+            guard clock.monotonicNanos() - lastSyncNanos >= ms * 1_000_000 else { return }
+        }
+        try syncActiveLog()
     }
 
-    /// Brings this writer's view of the tail up to date. Caller holds the lock. Fast when
-    /// nobody else appended: one directory listing and one fstat; when others appended
-    /// to the same segment, a scan of just their batches (`catchUp`).
+    private func syncActiveLog() throws(KappaError) {
+        if dirty { try segment.log.sync() }
+        dirty = false
+        lastSyncNanos = clock.monotonicNanos()
+        durable = tail.end
+    }
+
+    /// Makes the append visible: writes the new end. Inside an append.
+    func publishLocked() throws(KappaError) {
+        precondition(inAppend)
+        undo?.publishAttempted = true
+        try publish()
+    }
+
+    func publish() throws(KappaError) { try publish(tail) }
+
+    func publish(_ end: SegmentTail) throws(KappaError) {
+        PublishedEnd(bootID: fs.bootID, tail: end).encode(into: endBuffer)
+        try endFile.write(endBuffer.bytes, at: 0)
+        published = end
+    }
+
+    /// Ends a successful append: moves the recovery point, runs retention after a roll,
+    /// releases the lock. Failures here come after the append was acknowledged and are
+    /// thrown by the next call.
+    func finishAppend() {
+        precondition(inAppend)
+        undo = nil
+        do {
+            try advanceRecoveryPoint()
+            if rolledInAppend { try enforceRetention() }
+        } catch {
+            deferredFailure = deferredFailure ?? error
+        }
+        rolledInAppend = false
+        checkInvariants()
+        inAppend = false
+        lock.unlock()
+    }
+
+    /// The error of the last failed undo, to throw instead of the append's own error.
+    var undoFailure: KappaError?
+
+    /// Undoes the append in progress after `error`, releases the lock. If the undo
+    /// itself fails, `undoFailure` holds an error saying both, and the next append
+    /// recovers the partition first.
+    func abortAppend(after error: KappaError) {
+        precondition(inAppend)
+        undoFailure = nil
+        do {
+            try rollBackLocked()
+        } catch let e {
+            needsRecovery = true
+            undoFailure = KappaError(error.code, "\(error.message); undoing the append then failed too (\(e.description)); "
+                                     + "the next writer cuts what it left", topicPartition: topicPartition,
+                                     offset: error.offset, path: error.path, position: error.position, systemError: error.systemError)
+        }
+        undo = nil
+        rolledInAppend = false
+        inAppend = false
+        lock.unlock()
+    }
+
+    /// Puts the files back as they were when the append began: puts the old end back if
+    /// a publish was tried, deletes segments it created, truncates the .log and indexes,
+    /// and fsyncs the truncation (else a power loss could revive undone batches,
+    /// which a producer resuming after the failure would then write twice).
+    private func rollBackLocked() throws(KappaError) {
+        guard let u = undo else { return }
+        guard tail != u.tail || !u.createdSegments.isEmpty || u.publishAttempted || dirty else {
+            indexBuffer.removeAll()
+            timeIndexBuffer.removeAll()
+            return  // nothing was written: nothing to undo
+        }
+        // The old end first: a reader must never find the log shorter than the end.
+        if u.publishAttempted { try publish(u.published) }
+        for base in u.createdSegments.reversed() {
+            try fs.remove(SegmentFiles.logPath(directory, base))
+            try fs.remove(SegmentFiles.indexPath(directory, base))
+            try fs.remove(SegmentFiles.timeIndexPath(directory, base))
+        }
+        if !u.createdSegments.isEmpty { try fs.syncDirectory(directory) }
+        segment = u.segment
+        try segment.log.truncate(to: u.tail.size)
+        try segment.index.truncate(to: u.tail.indexBytes)
+        try segment.timeIndex.truncate(to: u.tail.timeIndexBytes)
+        try segment.log.sync()
+        indexBuffer.removeAll()
+        timeIndexBuffer.removeAll()
+        tail = u.tail
+        published = u.published
+        if let d = durable, d.offset > tail.nextOffset { durable = nil }
+        dirty = false
+    }
+
+    /// Records what the last fsync covered as the recovery point, if it moved. Under the
+    /// lock: writers take turns with the file's two copies.
+    private func advanceRecoveryPoint() throws(KappaError) {
+        guard let point = durable else { return }
+        durable = nil
+        try recoveryPoint.refresh()
+        if let current = recoveryPoint.current?.point, current.offset >= point.offset { return }
+        try recoveryPoint.write(point)
+    }
+
+    // MARK: - Keeping up with other writers
+
+    func readPublished() throws(KappaError) -> PublishedEndReader.Outcome { try Self.readPublished(endFile, into: endBuffer) }
+
+    /// The `end` file's record. Under the lock no writer is changing it, so a record that
+    /// does not check out is damaged, not torn.
+    static func readPublished(_ file: File, into buffer: ByteWriter) throws(KappaError) -> PublishedEndReader.Outcome {
+        buffer.removeAll()
+        buffer.reserve(PublishedEnd.Layout.recordBytes)
+        let got = try file.read(into: buffer.base, count: PublishedEnd.Layout.recordBytes, at: 0)
+        if got == 0 { return .missing }
+        guard got == PublishedEnd.Layout.recordBytes,
+              let end = PublishedEnd.decode(UnsafeRawBufferPointer(start: buffer.base, count: got)) else { return .damaged }
+        return .record(end)
+    }
+
+    /// Brings this writer's view of the tail up to date. Caller holds the lock. One pread
+    /// and one fstat when nobody else appended; when another writer did, its published
+    /// tail is adopted once the files agree with it; anything else is a recovery.
     func syncTail() throws(KappaError) {
-        let bases = try SegmentFiles.bases(in: directory)
-        guard let last = bases.last else {
-            active = try openSegment(base: .zero, create: true)
-            return
+        if !needsRecovery, case .record(let end) = try readPublished(), end.bootID == fs.bootID, end.bootID != .unknown {
+            if end.tail == published, end.tail.base == tail.base, try segment.log.size() == tail.size { return }
+            if try adopt(end.tail) { return }
         }
-        if var a = active, a.base == last {
-            let size = try a.log.size()
-            if size == a.size { return }
-            if size > a.size, a.size > 0, a.firstBatchMaxTimestampMillis != nil, try catchUp(&a, to: size) {
-                active = a
-                return
-            }
-        }
-        try recover(base: last)
+        try recoverLocked()
     }
 
-    /// Another writer appended whole batches after this one's last view of the active
-    /// segment: validate just those bytes (framing, offsets, CRC, records) and move past
-    /// them, appending later index entries after the ones that writer added. A full
-    /// recovery would rescan from the last index entry and rewrite both index files on
-    /// every such append. False when the new bytes do not scan cleanly to the end of the
-    /// file (a torn or corrupt tail): recovery decides then.
-    private func catchUp(_ a: inout Active, to size: Int64) throws(KappaError) -> Bool {
-        let scanner = SegmentScanner(file: a.log, codec: codec, scratch: scratch, validateRecords: true)
-        let r = try scanner.scan(from: FilePosition(a.size), expected: a.nextOffset, fileBytes: size, keepBatches: false)
-        guard r.stop == .endOfFile, r.endPosition.rawValue == size else { return false }
-        a.bytesSinceIndexEntry += Int(size - a.size)
-        a.size = size
-        a.nextOffset = r.nextOffset
-        a.maxTimestampMillis = max(a.maxTimestampMillis, r.maxTimestampMillis)
-        // The index files as they are now (others wrote entries, or a recovery rewrote
-        // them); whole entries only: a partial one (a writer killed mid-write) is
-        // overwritten. Files deleted under this writer: recovery recreates them.
-        let (indexBytes, indexLinked) = try a.index.sizeAndLinked()
-        let (timeBytes, timeLinked) = try a.timeIndex.sizeAndLinked()
-        guard indexLinked, timeLinked else { return false }
-        a.indexBytes = indexBytes - indexBytes % Int64(OffsetIndex.entryBytes)
-        a.timeIndexBytes = timeBytes - timeBytes % Int64(TimeIndex.entryBytes)
-        // Later time entries continue from the file's last one, whoever wrote it.
-        a.lastTimeIndexMillis = .min
-        a.lastTimeIndexOffset = nil
-        if a.timeIndexBytes >= TimeIndex.entryBytes {
-            let last = try a.timeIndex.read(count: TimeIndex.entryBytes, at: a.timeIndexBytes - Int64(TimeIndex.entryBytes))
-            guard last.count == TimeIndex.entryBytes else { return false }
-            a.lastTimeIndexMillis = last.withUnsafeBytes { $0.loadBigEndian(at: 0, as: Int64.self) }
-            a.lastTimeIndexOffset = a.base + Int64(last.withUnsafeBytes { $0.loadBigEndian(at: 8, as: UInt32.self) })
+    /// Takes `other` (another writer's published tail) as this writer's, if the files
+    /// are exactly as it says. False when they are not: recovery decides then.
+    private func adopt(_ other: SegmentTail) throws(KappaError) -> Bool {
+        var files = segment
+        if other.base != tail.base {
+            guard fs.exists(SegmentFiles.logPath(directory, other.base)) else { return false }
+            files = try recovery.openSegment(other.base)
         }
+        guard try files.log.size() == other.size, try files.index.size() == other.indexBytes,
+              try files.timeIndex.size() == other.timeIndexBytes else { return false }
+        if other.base != tail.base { dirty = false }
+        segment = files
+        tail = other
+        published = other
         return true
     }
 
-    /// Re-validates the tail of segment `base` from its last trusted index entry and
-    /// rebuilds what follows; truncates a torn or corrupt final batch.
-    private func recover(base: Offset) throws(KappaError) {
-        var a = try openSegment(base: base, create: false)
-        var entries = OffsetIndex.load(path: a.index.path, base: base, logBytes: a.size)
-        let scanner = SegmentScanner(file: a.log, codec: codec, scratch: scratch, validateRecords: true)
-        var start = entries.last ?? OffsetIndex.Entry(offset: base, position: .zero)
-        var result = try scanner.scan(from: start.position, expected: start.offset, fileBytes: a.size, keepBatches: true)
-        if result.batches.isEmpty && start.position != .zero {
-            // The last index entry does not point at a valid batch: the index is not to
-            // be trusted at all. Rebuild it from the whole segment.
-            entries = []
-            start = OffsetIndex.Entry(offset: base, position: .zero)
-            result = try scanner.scan(from: .zero, expected: base, fileBytes: a.size, keepBatches: true)
-        }
-        if result.stop != .endOfFile {
-            try handleBadTail(result, segment: a, scanner: scanner)
-            try a.log.truncate(to: result.endPosition.rawValue)
-            a.size = result.endPosition.rawValue
-        }
-        // Rewrite the index from the trusted prefix plus the batches just scanned.
-        entries.removeAll { $0.position >= start.position }
-        var bytesSince = 0
-        for b in result.batches {
-            if bytesSince >= Limits.indexIntervalBytes || b.position.rawValue == 0 || b.position == start.position {
-                entries.append(.init(offset: b.header.baseOffset, position: b.position))
-                bytesSince = 0
-            }
-            bytesSince += b.header.totalBytes
-        }
-        indexBuffer.removeAll()
-        for e in entries { OffsetIndex.encode(e, base: base, into: indexBuffer) }
-        try a.index.truncate(to: 0)
-        try a.index.write(indexBuffer.bytes, at: 0)
-        a.indexBytes = Int64(indexBuffer.count)
-        indexBuffer.removeAll()
-        a.bytesSinceIndexEntry = bytesSince
-        a.nextOffset = result.nextOffset
-        // The time index: keep entries below the scanned region, add one for its end. The
-        // batches between the last kept time entry and the scan start count too: scan them
-        // (from the offset index entry at or below that time entry) so that the segment's
-        // largest timestamp, which retention reads at roll, is never understated.
-        var times = TimeIndex.load(path: a.timeIndex.path, base: base, nextOffset: start.offset)
-        var maxTs = times.last?.timestampMillis ?? .min
-        maxTs = max(maxTs, result.maxTimestampMillis)
-        let gapFrom = OffsetIndex.floor(entries, times.last?.offset ?? base) ?? OffsetIndex.Entry(offset: base, position: .zero)
-        if gapFrom.position < start.position {
-            let gap = try SegmentScanner(file: a.log, codec: codec, scratch: scratch, validateRecords: false)
-                .scan(from: gapFrom.position, expected: gapFrom.offset, fileBytes: start.position.rawValue, keepBatches: false)
-            maxTs = max(maxTs, gap.maxTimestampMillis)
-        }
-        if let lastBatch = result.batches.last, maxTs > (times.last?.timestampMillis ?? .min) {
-            times.append(.init(timestampMillis: maxTs, offset: lastBatch.header.baseOffset))
-        }
-        timeIndexBuffer.removeAll()
-        for t in times { TimeIndex.encode(t, base: base, into: timeIndexBuffer) }
-        try a.timeIndex.truncate(to: 0)
-        try a.timeIndex.write(timeIndexBuffer.bytes, at: 0)
-        a.timeIndexBytes = Int64(timeIndexBuffer.count)
-        timeIndexBuffer.removeAll()
-        a.maxTimestampMillis = maxTs
-        a.lastTimeIndexMillis = times.last?.timestampMillis ?? .min
-        a.lastTimeIndexOffset = times.last?.offset
-        if a.size > 0 {
-            a.firstBatchMaxTimestampMillis = try firstBatchMaxTimestamp(a)
-        }
-        active = a
+    /// A full recovery of the tail (see the type's contract), then publishes. Caller
+    /// holds the lock.
+    func recoverLocked() throws(KappaError) {
+        try recoveryPoint.refresh()
+        let recovered = try recovery.run(recoveryPoint: recoveryPoint.current, published: try readPublished())
+        tail = recovered.tail
+        segment = recovered.segment
+        recoveries += recovered.events
+        warnings += recovered.warnings
+        dirty = false
+        needsRecovery = false
+        if recovered.published != tail { try publish() } else { published = tail }
     }
 
-    /// A torn final batch is expected after a crash; anything else must be the last
-    /// thing in the file, or it is corruption we refuse to paper over.
-    private func handleBadTail(_ result: SegmentScanner.Result, segment a: Active, scanner: SegmentScanner) throws(KappaError) {
-        let reason: String
-        switch result.stop {
-        case .endOfFile: return
-        case .torn(let r): reason = r
-        case .invalid(let r):
-            reason = r
-            if try goodBatchFollows(result.endPosition, in: a) {
-                throw KappaError(.corruptData, "corrupt batch in the middle of the log: \(r); refusing to truncate the valid batches after it",
-                                 topicPartition: topicPartition, offset: result.nextOffset, path: a.log.path)
-            }
+    // MARK: - Invariants, sync, close
+
+    /// The invariants of the type's contract, checked in debug builds (each costs an
+    /// fstat). Caller holds the lock. An fstat that fails (a dead disk) is not what they
+    /// check: the failure surfaces from the next real operation.
+    func checkInvariants() {
+        #if DEBUG
+        assert(tail.isWellFormed, "\(topicPartition): malformed tail \(tail)")
+        let sizes = try? (segment.log.size(), segment.index.size(), segment.timeIndex.size())  // see above
+        if let (log, index, time) = sizes {
+            assert(log == tail.size, "\(topicPartition): the .log is \(log) bytes, the tail says \(tail.size)")
+            assert(index == tail.indexBytes, "\(topicPartition): the .index is \(index) bytes, the tail says \(tail.indexBytes)")
+            assert(time == tail.timeIndexBytes, "\(topicPartition): the .timeindex is \(time) bytes, the tail says \(tail.timeIndexBytes)")
         }
-        recoveries.append(RecoveryEvent(topicPartition: topicPartition, offset: result.nextOffset, position: result.endPosition,
-                                        bytesDropped: a.size - result.endPosition.rawValue, reason: reason, path: a.log.path))
-    }
-
-    /// Whether a valid batch (framed by the bad batch's own length) follows `position`.
-    private func goodBatchFollows(_ position: FilePosition, in a: Active) throws(KappaError) -> Bool {
-        let head = try a.log.read(count: RecordBatchLayout.logOverheadBytes, at: position.rawValue)
-        guard head.count == RecordBatchLayout.logOverheadBytes else { return false }
-        let length = head.withUnsafeBytes { $0.loadBigEndian(at: RecordBatchLayout.batchLengthOffset, as: Int32.self) }
-        let next = position.rawValue + Int64(length) + Int64(RecordBatchLayout.logOverheadBytes)
-        guard length > 0, next < a.size else { return false }
-        let probe = SegmentScanner(file: a.log, codec: codec, scratch: scratch, validateRecords: false)
-        let nextHeader = try readHeader(a.log, at: next)
-        guard let nextHeader else { return false }
-        let r = try probe.scan(from: FilePosition(next), expected: nextHeader.baseOffset, fileBytes: a.size, keepBatches: false)
-        return r.endPosition.rawValue > next
-    }
-
-    private func readHeader(_ file: File, at position: Int64) throws(KappaError) -> RecordBatchHeader? {
-        let head = try file.read(count: RecordBatchLayout.headerBytes, at: position)
-        guard head.count == RecordBatchLayout.headerBytes else { return nil }
-        return head.withUnsafeBytes { RecordBatchHeader($0) }
-    }
-
-    private func firstBatchMaxTimestamp(_ a: Active) throws(KappaError) -> Int64? {
-        try readHeader(a.log, at: 0)?.maxTimestampMillis
-    }
-
-    private func maybeSync() throws(KappaError) {
-        switch fsync {
-        case .never: return
-        case .always: try syncNow()
-        case .interval(let ms):
-            let now = clock.nowNanos()
-            if now - lastSyncNanos >= ms * 1_000_000 { try syncNow() }
-        }
+        assert(inAppend || published == tail, "\(topicPartition): between appends the published end is the tail")
+        #endif
     }
 
     /// Where the log ends now: what a transactional owner publishes after a checkpoint.
     public var endMarker: CommittedMarker {
-        let a = active!
-        return CommittedMarker(segmentBase: a.base, position: FilePosition(a.size), offset: a.nextOffset)
+        CommittedMarker(segmentBase: tail.base, position: FilePosition(tail.size), offset: tail.nextOffset)
     }
 
-    /// Cuts the partition back to end at `offset`, which must be a batch boundary at or
-    /// below the end: how a transactional owner discards output written after its last
-    /// checkpoint. Whole later segments are deleted; indexes are rebuilt.
-    public func truncate(to offset: Offset) throws(KappaError) {
-        try lock.withExclusive { () throws(KappaError) in
-            try syncTail()
-            let end = active!.nextOffset
-            guard offset != end else { return }
-            guard offset < end else {
-                throw KappaError(.corruptData, "cannot truncate to offset \(offset): the log ends at \(end)", topicPartition: topicPartition, offset: offset)
-            }
-            let bases = try SegmentFiles.bases(in: directory)
-            guard let base = bases.last(where: { $0 <= offset }) else {
-                throw KappaError(.corruptData, "offset \(offset) is below the log start", topicPartition: topicPartition, offset: offset)
-            }
-            for b in bases where b > base {
-                try FS.remove(SegmentFiles.logPath(directory, b))
-                try FS.remove(SegmentFiles.indexPath(directory, b))
-                try FS.remove(SegmentFiles.timeIndexPath(directory, b))
-            }
-            let log = try File(path: SegmentFiles.logPath(directory, base), mode: .readWrite)
-            let size = try log.size()
-            let entry = OffsetIndex.floor(OffsetIndex.load(path: SegmentFiles.indexPath(directory, base), base: base, logBytes: size), offset)
-            let scanner = SegmentScanner(file: log, codec: codec, scratch: scratch, validateRecords: false)
-            let r = try scanner.scan(from: entry?.position ?? .zero, expected: entry?.offset ?? base, fileBytes: size, keepBatches: true)
-            let position: FilePosition
-            if let b = r.batches.first(where: { $0.header.baseOffset == offset }) {
-                position = b.position
-            } else if r.nextOffset == offset {
-                position = r.endPosition
-            } else {
-                throw KappaError(.corruptData, "offset \(offset) is not a batch boundary", topicPartition: topicPartition, offset: offset, path: log.path)
-            }
-            try log.truncate(to: position.rawValue)
-            try log.sync()
-            active = nil
-            try syncTail()
-        }
-    }
-
-    /// Forces appended bytes to stable storage.
+    /// Forces what this writer appended to stable storage and moves the recovery point.
+    /// Throws an error left by an earlier acknowledged append.
     public func syncNow() throws(KappaError) {
-        guard dirty, let a = active else { return }
-        try a.log.sync()
-        dirty = false
-        lastSyncNanos = clock.nowNanos()
+        if let failure = deferredFailure {
+            deferredFailure = nil
+            throw failure
+        }
+        if dirty {
+            try syncActiveLog()
+        }
+        guard durable != nil else { return }
+        try lock.withExclusive { () throws(KappaError) in try advanceRecoveryPoint() }
     }
 
     /// Flushes per the policy (interval and always sync here). Idempotent.
     public func close() throws(KappaError) {
-        if fsync != .never { try syncNow() }
+        if fsync != .never {
+            try syncNow()
+        } else if let failure = deferredFailure {
+            deferredFailure = nil
+            throw failure
+        }
     }
 }

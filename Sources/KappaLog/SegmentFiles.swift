@@ -9,6 +9,9 @@ public enum SegmentFiles {
     public static let indexSuffix = ".index"
     public static let timeIndexSuffix = ".timeindex"
     public static let lockName = "lock"
+    /// Bytes cut from a segment's tail are kept beside it as `<base>.log.torn-<offset>`
+    /// (`-2`, `-3`… when that name is taken): evidence, never read, never deleted.
+    public static let tornInfix = ".log.torn-"
 
     public static func name(_ base: Offset) -> String {
         let digits = String(base.rawValue)
@@ -18,12 +21,13 @@ public enum SegmentFiles {
     public static func logPath(_ dir: String, _ base: Offset) -> String { dir + "/" + name(base) + logSuffix }
     public static func indexPath(_ dir: String, _ base: Offset) -> String { dir + "/" + name(base) + indexSuffix }
     public static func timeIndexPath(_ dir: String, _ base: Offset) -> String { dir + "/" + name(base) + timeIndexSuffix }
+    public static func tornPath(_ dir: String, _ base: Offset, _ offset: Offset) -> String { dir + "/" + name(base) + tornInfix + String(offset.rawValue) }
 
     /// Base offsets of the partition's segments (from its .log files), ascending.
-    /// Index files without a log (a crash mid-delete) are ignored.
-    public static func bases(in dir: String) throws(KappaError) -> [Offset] {
+    /// Index files without a log (a crash mid-delete) and torn-tail evidence are ignored.
+    public static func bases(in dir: String, fileSystem fs: any FileSystem = PosixFileSystem.shared) throws(KappaError) -> [Offset] {
         var out: [Offset] = []
-        for name in try FS.list(dir) where name.hasSuffix(logSuffix) {
+        for name in try fs.list(dir) where name.hasSuffix(logSuffix) {
             let stem = name.dropLast(logSuffix.count)
             guard stem.count == 20, let v = Int64(stem) else { continue }
             out.append(Offset(v))
@@ -50,9 +54,15 @@ public enum OffsetIndex {
     }
 
     /// Loads the entries that are well-formed and point inside a log of `logBytes`.
-    /// Returns the valid prefix; a torn or out-of-order entry ends it.
-    public static func load(path: String, base: Offset, logBytes: Int64) -> [Entry] {
-        guard let file = try? File(path: path, mode: .readOnly), let bytes = try? file.readAll(limit: 64 << 20) else { return [] }
+    /// Returns the valid prefix; a torn or out-of-order entry ends it. A missing file
+    /// has no entries (the index is a cache).
+    public static func load(path: String, base: Offset, logBytes: Int64, fileSystem fs: any FileSystem = PosixFileSystem.shared) throws(KappaError) -> [Entry] {
+        guard let bytes = try fs.readFileIfExists(path, limit: 64 << 20) else { return [] }
+        return decode(bytes, base: base, logBytes: logBytes)
+    }
+
+    /// The valid prefix of an index file's bytes (see `load`).
+    static func decode(_ bytes: [UInt8], base: Offset, logBytes: Int64) -> [Entry] {
         var entries: [Entry] = []
         entries.reserveCapacity(bytes.count / entryBytes)
         bytes.withUnsafeBytes { raw in
@@ -89,8 +99,9 @@ public enum OffsetIndex {
 /// The sparse time index of one segment: 12-byte entries, big-endian
 /// `timestampMillis: Int64` (the largest timestamp in the segment up to and including
 /// the batch) and `relativeOffset: UInt32` (that batch's base offset − segment base).
-/// Both never decrease. The last entry of a closed segment holds its largest timestamp,
-/// which retention by age reads.
+/// Both never decrease. The last entry of a closed segment holds its largest timestamp.
+/// A cache like the offset index: retention by age reads the segment's batch headers,
+/// not this file, so a damaged entry can never delete data early.
 public enum TimeIndex {
     public static let entryBytes = 12
 
@@ -103,8 +114,14 @@ public enum TimeIndex {
         }
     }
 
-    public static func load(path: String, base: Offset, nextOffset: Offset? = nil) -> [Entry] {
-        guard let file = try? File(path: path, mode: .readOnly), let bytes = try? file.readAll(limit: 64 << 20) else { return [] }
+    public static func load(path: String, base: Offset, nextOffset: Offset? = nil,
+                            fileSystem fs: any FileSystem = PosixFileSystem.shared) throws(KappaError) -> [Entry] {
+        guard let bytes = try fs.readFileIfExists(path, limit: 64 << 20) else { return [] }
+        return decode(bytes, base: base, nextOffset: nextOffset)
+    }
+
+    /// The valid prefix of a time index file's bytes (see `load`).
+    static func decode(_ bytes: [UInt8], base: Offset, nextOffset: Offset?) -> [Entry] {
         var entries: [Entry] = []
         bytes.withUnsafeBytes { raw in
             var i = 0

@@ -69,10 +69,14 @@ public struct TopicConfig: Codable, Equatable, Sendable {
         if let r = retentionBytes, r <= 0 { throw KappaError(.invalidArgument, "retention bytes must be positive, got \(r)") }
     }
 
-    func encoded() -> [UInt8] {
+    func encoded() throws(KappaError) -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return Array((try? encoder.encode(self)) ?? Data()) + [0x0A]
+        do {
+            return Array(try encoder.encode(self)) + [0x0A]
+        } catch {
+            throw KappaError(.invalidArgument, "topic config cannot be encoded: \(error)")
+        }
     }
 
     static func decode(_ bytes: [UInt8], path: String) throws(KappaError) -> TopicConfig {

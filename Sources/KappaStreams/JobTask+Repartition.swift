@@ -68,30 +68,23 @@ extension JobTask {
         var n = 0
         let sourceCount = plan.sourceCount
         let state = self.state
-        while n < budget, let batch = try reader.nextBatch() {
-            if batch.header.nextOffset <= position { continue }
-            do throws(BatchDecodeError) {
-                var records = try RecordBatchDecoder.records(of: batch.bytes, header: batch.header, codec: codec, scratch: scratch)
-                while let record = try records.next() {
-                    guard record.offset >= position else { continue }
-                    do throws(RepartitionRecord.Failure) {
-                        let d = try RepartitionRecord.decode(value: record.value, sources: sourceCount)
-                        guard let from = state.sourceSlots[Int(d.source)] else {
-                            throw RepartitionRecord.Failure(description: "source \(d.source) does not send to task \(task)")
-                        }
-                        if d.kind == .watermark {
-                            state.progress[from.stream].observe(slot: from.slot, streamTime: d.sequence, idle: d.idle)
-                        } else {
-                            try body(d, record.key, from)
-                        }
-                    } catch {
-                        throw BatchDecodeError("repartition record at offset \(record.offset): \(error.description)")
+        while n < budget, var records = try reader.nextRecords(from: position, codec: codec, scratch: scratch) {
+            while let record = try records.next() {
+                do throws(RepartitionRecord.Failure) {
+                    let d = try RepartitionRecord.decode(value: record.value, sources: sourceCount)
+                    guard let from = state.sourceSlots[Int(d.source)] else {
+                        throw RepartitionRecord.Failure(description: "source \(d.source) does not send to task \(task)")
                     }
-                    position = record.offset + 1
-                    n += 1
+                    if d.kind == .watermark {
+                        state.progress[from.stream].observe(slot: from.slot, streamTime: d.sequence, idle: d.idle)
+                    } else {
+                        try body(d, record.key, from)
+                    }
+                } catch {
+                    throw records.failure("repartition record at offset \(record.offset): \(error.description)", offset: record.offset)
                 }
-            } catch {
-                throw KappaError(.corruptData, error.message, topicPartition: reader.topicPartition, offset: batch.header.baseOffset)
+                position = record.offset + 1
+                n += 1
             }
         }
         return n

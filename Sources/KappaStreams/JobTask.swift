@@ -192,38 +192,31 @@ public final class JobTask {
         let reader = readers[i]
         var position = state.sources[i].position
         defer { state.sources[i].position = position }
-        while n < budget, batchesRead < batches, let batch = try reader.nextBatch() {
-            if batch.header.nextOffset <= position || batch.header.isControl { continue }
+        while n < budget, batchesRead < batches, var records = try reader.nextRecords(from: position, codec: codec, scratch: scratch) {
             batchesRead += 1
-            let compressed = batch.header.compression == .lz4
-            do throws(BatchDecodeError) {
-                var records = try RecordBatchDecoder.records(of: batch.bytes, header: batch.header, codec: codec, scratch: scratch)
-                // The operator is bound once per batch, not once per record.
-                switch op {
-                case .window(let merger):
-                    let pre = state.sources[i].pre!
-                    n += try forEach(&records, from: &position) { windowEvent($0, source: i, compressed: compressed, pre, merger) }
-                case .session(let s):
-                    n += try forEach(&records, from: &position) { sessionEvent($0, source: i, compressed: compressed, s) }
-                case .match(let m):
-                    let isTicket = state.sources[i].role == .tickets
-                    let extractor = isTicket ? self.extractor : rideExtractor!
-                    n += try forEach(&records, from: &position) { matchEvent($0, source: i, compressed: compressed, m, isTicket, extractor) }
-                }
-            } catch {
-                throw KappaError(.corruptData, "undecodable batch: \(error.message)", topicPartition: reader.topicPartition, offset: batch.header.baseOffset)
+            let compressed = records.header.compression == .lz4
+            // The operator is bound once per batch, not once per record.
+            switch op {
+            case .window(let merger):
+                let pre = state.sources[i].pre!
+                n += try forEach(&records, from: &position) { windowEvent($0, source: i, compressed: compressed, pre, merger) }
+            case .session(let s):
+                n += try forEach(&records, from: &position) { sessionEvent($0, source: i, compressed: compressed, s) }
+            case .match(let m):
+                let isTicket = state.sources[i].role == .tickets
+                let extractor = isTicket ? self.extractor : rideExtractor!
+                n += try forEach(&records, from: &position) { matchEvent($0, source: i, compressed: compressed, m, isTicket, extractor) }
             }
         }
         state.processed += Int64(n)
         return n
     }
 
-    /// Feeds every record at or after `position` to `body`, advancing `position`.
+    /// Feeds every record of the batch to `body`, advancing `position`.
     @inline(__always)
-    private func forEach(_ records: inout RecordIterator, from position: inout Offset, _ body: (RecordView) -> Void) throws(BatchDecodeError) -> Int {
+    private func forEach(_ records: inout BatchRecords, from position: inout Offset, _ body: (RecordView) -> Void) throws(KappaError) -> Int {
         var n = 0
         while let record = try records.next() {
-            guard record.offset >= position else { continue }
             body(record)
             position = record.offset + 1
             n += 1

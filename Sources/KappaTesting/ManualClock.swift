@@ -7,12 +7,15 @@ import Synchronization
 /// - `nowNanos()` returns exactly the last value set (initially `startNanos`), never
 ///   reading the system clock, so a test that drives retention by age or fsync intervals
 ///   replays identically.
+/// - `monotonicNanos()` moves with `advance` only (from 0), never backwards: `set`
+///   steps the wall clock as an administrator would, which a monotonic clock ignores.
 /// - Time may be moved backwards with `set(nanos:)` (to test a clock step); `advance`
 ///   refuses negative steps, which are a programmer error.
 /// - Thread-safe: the value sits behind a `Mutex`, so one clock may be shared by writers
 ///   on several threads.
 public final class ManualClock: WallClock, Sendable {
     private let nanos: Mutex<Int64>
+    private let monotonic = Mutex<Int64>(0)
 
     /// Starts at `startNanos` since the epoch (default 2016-03-12T00:00:00Z, around the
     /// Rebu data set).
@@ -22,6 +25,8 @@ public final class ManualClock: WallClock, Sendable {
 
     public func nowNanos() -> Int64 { nanos.withLock { $0 } }
 
+    public func monotonicNanos() -> Int64 { monotonic.withLock { $0 } }
+
     /// Milliseconds since the epoch, rounded down, as retention compares them.
     public var nowMillis: Int64 { nowNanos() / 1_000_000 }
 
@@ -29,6 +34,7 @@ public final class ManualClock: WallClock, Sendable {
     public func advance(byNanos delta: Int64) {
         precondition(delta >= 0, "ManualClock.advance by a negative step \(delta); use set(nanos:)")
         nanos.withLock { $0 += delta }
+        monotonic.withLock { $0 += delta }
     }
 
     /// Moves the clock forward by `byMillis` (must be >= 0).

@@ -7,9 +7,10 @@ import KappaTesting
 
 extension CLITests {
     /// Damaged segment files, as a crash or a bad disk leaves them: a torn or garbage tail
-    /// is truncated by the next producer, which says so (topic, partition, offset, bytes)
-    /// and appends on at the right offset; a damaged batch in the middle of the log is an
-    /// error naming topic, partition and offset, and never comes out as data.
+    /// past the published end is cut by the next producer, which keeps the bytes aside and
+    /// says so (topic, partition, offset, bytes) and appends on at the right offset; a
+    /// damaged batch before the end is an error naming topic, partition, offset, file and
+    /// position, never comes out as data, and is never truncated.
     @Suite struct CLICorruptionTests {
         static let partitions: Int32 = 2
         static let chunkLines = 1000
@@ -44,40 +45,69 @@ extension CLITests {
 
         // MARK: torn and garbage tails
 
-        @Test func tornTailIsTruncatedReportedAndAppendedAfter() throws {
+        /// What a producer killed in the middle of a write leaves: the first bytes of a batch
+        /// past the published end. Readers do not see them and never touch them; the next
+        /// producer cuts them, keeps them aside as evidence, says so (topic, partition,
+        /// offset, bytes) and appends at the cut.
+        @Test func tornTailIsCutByTheNextProducerAndKeptAside() throws {
             let f = try Fixture()
             let p: Int32 = 0
             let log = try #require(try f.ws.logFiles("events", p).last)
             let batches = try diskBatches(log)
             try #require(batches.count >= 3, "fixture makes several batches")
-            let last = batches.last!
             let size = fileSize(log)
-            try #require(Int64(last.position + last.totalBytes) == size)
-            try truncateFile(log, to: size - 10)  // cut mid-batch
+            let end = f.storedByPartition[p]!.count
+            var torn = Array(try Data(contentsOf: URL(fileURLWithPath: log))[batches[0].position..<(batches[0].position + batches[0].totalBytes / 2)])
+            withUnsafeBytes(of: Int64(end).bigEndian) { for i in 0..<8 { torn[RecordBatchLayout.baseOffsetOffset + i] = $0[i] } }
+            try appendBytes(log, torn)
 
-            // The first process to open the partition (here a reader) checks its tail,
-            // truncates the torn batch and reports it; it reads exactly the complete batches.
-            let keep = Int(last.header.baseOffset.rawValue)
+            // A reader reads exactly the published batches and changes nothing.
             let early = try f.ws.ok(["consume", "events", "--from-beginning", "--partition", String(p)])
-            expectSameLines(early.stdoutLines, Array(f.storedByPartition[p]!.prefix(keep)), "partition \(p) read after the repair")
+            expectSameLines(early.stdoutLines, f.storedByPartition[p]!, "partition \(p) read with a torn tail past the end")
+            #expect(!early.stderrText.contains("recovered"), "\(early.stderrText)")
+            #expect(fileSize(log) == size + Int64(torn.count), "the reader changed the log")
 
-            // The next producer appends at the cut; the repair was reported exactly once.
+            // The next producer cuts the torn bytes, keeps them, and appends at the cut.
             let produced = try f.ws.ok(["produce", "events", try f.ws.writeFile("more.jsonl", lines: f.more)])
-            let reports = (early.stderrLines + produced.stderrLines).filter { $0.contains("recovered") }
+            let reports = produced.stderrLines.filter { $0.contains("recovered") }
             #expect(reports.count == 1, "one repair reported: \(produced.stderrText)")
             let report = try #require(reports.first)
             #expect(mentions(report, "events partition \(p)"), "\(report)")
-            #expect(mentions(report, "offset \(keep)"), "\(report)")
-            #expect(mentions(report, " \(last.totalBytes - 10) bytes"), "bytes dropped: \(report)")
+            #expect(mentions(report, "offset \(end)"), "\(report)")
+            #expect(mentions(report, " \(torn.count) bytes"), "bytes dropped: \(report)")
+            let evidence = log + ".torn-\(end)"
+            #expect(report.contains(evidence), "names the evidence file: \(report)")
+            #expect((try? Array(Data(contentsOf: URL(fileURLWithPath: evidence)))) == torn, "the cut bytes are kept in \(evidence)")
 
             let meta = try f.ws.consumeAll("events")
-            expectSameLines(meta[p]?.map(\.value) ?? [], Array(f.storedByPartition[p]!.prefix(keep)) + f.moreByPartition[p]!,
-                            "partition \(p): complete batches before the cut, then the new records")
+            expectSameLines(meta[p]?.map(\.value) ?? [], f.storedByPartition[p]! + f.moreByPartition[p]!, "partition \(p): everything, then the new records")
             #expect(meta[p]?.map(\.offset) == Array(0..<Int64(meta[p]?.count ?? 0)))
             expectSameLines(meta[1]?.map(\.value) ?? [], f.storedByPartition[1]! + f.moreByPartition[1]!, "partition 1 untouched")
             let after = try diskBatches(log)
             #expect(after.reduce(0) { $0 + $1.totalBytes } == Int(fileSize(log)), "no torn bytes left")
-            #expect(after.first { $0.position == last.position }?.header.baseOffset.rawValue == Int64(keep), "new batch where the torn one was")
+            #expect(after.first { $0.position == Int(size) }?.header.baseOffset.rawValue == Int64(end), "new batch where the torn one was")
+        }
+
+        /// A published batch whose end is gone (the file was cut below what was written
+        /// and synced) is not a torn tail: readers report it with its evidence, and a
+        /// producer refuses to write (the log is shorter than its recovery point); nothing
+        /// is truncated further.
+        @Test func cutPublishedBatchIsCorruptionNotATornTail() throws {
+            let f = try Fixture()
+            let p: Int32 = 0
+            let log = try #require(try f.ws.logFiles("events", p).last)
+            let last = try #require(try diskBatches(log).last)
+            let size = fileSize(log)
+            try truncateFile(log, to: size - 10)
+
+            let read = try f.ws.kappa(["consume", "events", "--from-beginning", "--partition", String(p)])
+            #expect(read.status != 0, "\(read)")
+            #expect(mentions(read.stderrText, "offset \(last.header.baseOffset)") && read.stderrText.contains(log)
+                    && mentions(read.stderrText, "position \(last.position)"), "\(read.stderrText)")
+            expectSameLines(read.stdoutLines, Array(f.storedByPartition[p]!.prefix(Int(last.header.baseOffset.rawValue))), "the batches before it")
+            let produced = try f.ws.kappa(["produce", "events", try f.ws.writeFile("more.jsonl", lines: f.more)])
+            #expect(produced.status != 0 && produced.stderrText.contains("shorter than its recovery point"), "\(produced)")
+            #expect(fileSize(log) == size - 10, "nothing more was cut")
         }
 
         static let garbageTails: [(String, [UInt8])] = [
@@ -102,6 +132,7 @@ extension CLITests {
             #expect(mentions(report, "events partition \(p)"), "\(report)")
             #expect(mentions(report, "offset \(end)"), "\(report)")
             #expect(mentions(report, " \(garbage.count) bytes"), "bytes dropped: \(report)")
+            #expect((try? Array(Data(contentsOf: URL(fileURLWithPath: log + ".torn-\(end)")))) == garbage, "\(name): the cut bytes are kept aside")
 
             let meta = try f.ws.consumeAll("events")
             expectSameLines(meta[p]?.map(\.value) ?? [], f.storedByPartition[p]! + f.moreByPartition[p]!, "\(name): partition \(p)")

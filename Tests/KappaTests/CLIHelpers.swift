@@ -231,10 +231,11 @@ final class CLIWorkspace {
     private var started: [CLIProcess] = []
     private var counter = 0
 
-    init() throws {
+    /// `dataRoot`: where `--data` points (default: `data` inside the workspace).
+    init(dataRoot: String? = nil) throws {
         signal(SIGPIPE, SIG_IGN)  // a dead child's stdin pipe must not kill the test process
         tmp = try TemporaryDirectory(prefix: "kappa-cli")
-        data = tmp.path + "/data"
+        data = dataRoot ?? tmp.path + "/data"
     }
 
     deinit {

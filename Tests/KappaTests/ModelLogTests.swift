@@ -13,7 +13,10 @@ import KappaTesting
 /// after every step against `ReferenceLog`: appends through `TopicWriter` and through
 /// `PartitionWriter` (two writers on one partition), reads from random offsets, a
 /// follower tailing the log, wall-clock steps that age segments out, writer restarts
-/// (recovery of a clean log must change nothing), and lost index files.
+/// (recovery of a clean log must change nothing), lost index files, and kill -9 of every
+/// process between operations (and a power loss, when every append is fsynced): nothing
+/// acknowledged may be lost and nothing needs repair. It runs on `SimulatedFileSystem`
+/// (in memory, so it is fast, and it can crash the machine).
 ///
 /// A failure names its seed and the last operations; `ModelLogTests.run(seed:operations:)`
 /// replays it. Environment knobs for longer hunts (not needed for a normal run):
@@ -31,18 +34,24 @@ import KappaTesting
     }
 
     static func run(seed: UInt64, operations: Int) throws {
-        try TemporaryDirectory.with(prefix: "kappa-model") { dir in
-            let harness = try LogHarness(seed: seed, root: dir)
-            for i in 0..<operations {
-                try harness.step(i)
-                if harness.failures > 0 { break }
-            }
-            if Environment.statsWanted { print("model \(harness.setup): \(harness.stats)") }
+        let fs = SimulatedFileSystem(seed: seed)
+        fs.recordsSteps = false
+        let harness = try LogHarness(seed: seed, fileSystem: fs)
+        for i in 0..<operations {
+            try harness.step(i)
+            if harness.failures > 0 { break }
         }
+        if Environment.statsWanted { print("model \(harness.setup): \(harness.stats)") }
     }
 }
 
 enum Environment {
+    /// KAPPA_CRASH_STEPS=1 prints the I/O steps each crash scenario crashes at.
+    static let crashStepsWanted: Bool = {
+        guard let v = getenv("KAPPA_CRASH_STEPS") else { return false }
+        return String(cString: v) == "1"
+    }()
+
     /// KAPPA_MODEL_STATS=1 prints what each seed exercised (to check coverage).
     static let statsWanted: Bool = {
         guard let v = getenv("KAPPA_MODEL_STATS") else { return false }
@@ -107,10 +116,13 @@ final class LogHarness {
     private(set) var failures = 0
     var stats = HarnessStats()
 
-    init(seed: UInt64, root: TemporaryDirectory) throws {
+    let fs: SimulatedFileSystem
+
+    init(seed: UInt64, fileSystem: SimulatedFileSystem) throws {
         self.seed = seed
         rng = SeededRandom(seed: seed)
-        data = root.dataDirectory
+        fs = fileSystem
+        data = DataDirectory(root: "/model/data", fileSystem: fileSystem)
         partitions = rng.int(1...3)
         mode = RetentionMode.allCases[Int(seed % 4)]
         let retentionBytes: Int64? = (mode == .bytes || mode == .both) ? Int64(rng.int(6000...60000)) : nil
@@ -122,7 +134,7 @@ final class LogHarness {
                              segmentBytes: segmentBytes, segmentMillis: segmentMillis)
         fsync = [FsyncPolicy.never, .never, .interval(millis: 1000), .always][rng.int(0...3)]
         sealInBackground = rng.chance(50)
-        writeThresholdBytes = [0, 4096, 1 << 20][rng.int(0...2)]
+        writeThresholdBytes = [8 << 10, 64 << 10, 1 << 20][rng.int(0...2)]
         bulkAllowed = rng.chance(30)
         model = ReferenceLog(partitions: partitions)
         history = Array(repeating: [], count: partitions)
@@ -162,7 +174,8 @@ final class LogHarness {
         case 42..<62: try readFromRandomOffset()
         case 62..<72: try followTail()
         case 72..<82: advanceClock()
-        case 82..<89: try reopen()
+        case 82..<87: try reopen()
+        case 87..<89: try crashBetweenOperations()
         case 89..<94: try deleteIndexes()
         case 94..<97 where bulkAllowed: try bulkAppend()
         default: try appendViaTopicWriter()
@@ -174,7 +187,7 @@ final class LogHarness {
 
     func openTopicWriter() throws {
         let w = try TopicWriter(directory: data, topic: topic, fsync: fsync, clock: clock, sealInBackground: sealInBackground)
-        w.writeThresholdBytes = writeThresholdBytes
+        w.groupThresholdBytes = writeThresholdBytes
         topicWriter = w
         roundRobin = 0
         check(w.recoveries.isEmpty, "a clean log needed recovery: \(w.recoveries)")
@@ -207,6 +220,7 @@ final class LogHarness {
         let w = topicWriter!
         var touched = Set<Int>()
         for r in records {
+            let cutsBefore = w.groupsCut
             let p: Int32 = try r.value.withUnsafeBytes { value in
                 if let key = r.key {
                     return try key.withUnsafeBytes { try w.append(key: $0, value: value, timestamp: r.timestamp, headers: r.headers) }
@@ -226,6 +240,8 @@ final class LogHarness {
             if shadow[pi].isEmpty { batchStarts[pi].insert(model.endOffset(pi)) }
             BatchCoding.append(r, to: shadow[pi])
             if shadow[pi].isFull { shadow[pi] = RecordBatchBuilder(compression: config.codec) }
+            // A group cut seals every partition's open batch.
+            if w.groupsCut != cutsBefore { shadow = (0..<partitions).map { _ in RecordBatchBuilder(compression: config.codec) } }
             model.append([r], partition: pi)
             history[pi].append(r)
         }
@@ -386,9 +402,9 @@ final class LogHarness {
         for p in 0..<partitions {
             let dir = data.partitionPath(tp(p))
             var files: [Offset: (log: [UInt8], index: [UInt8]?)] = [:]
-            for base in try SegmentFiles.bases(in: dir) {
-                let log = try File(path: SegmentFiles.logPath(dir, base), mode: .readOnly).readAll(limit: 64 << 20)
-                let index = try? File(path: SegmentFiles.indexPath(dir, base), mode: .readOnly).readAll()
+            for base in try SegmentFiles.bases(in: dir, fileSystem: fs) {
+                let log = try #require(fs.contents(SegmentFiles.logPath(dir, base)))
+                let index = fs.contents(SegmentFiles.indexPath(dir, base))
                 files[base] = (log, index)
             }
             out.append(files)
@@ -424,13 +440,13 @@ final class LogHarness {
     /// only one, is not expired by either rule.
     func checkRetentionAfterOpen(_ p: Int) throws {
         let dir = data.partitionPath(tp(p))
-        let bases = try SegmentFiles.bases(in: dir)
+        let bases = try SegmentFiles.bases(in: dir, fileSystem: fs)
         guard bases.count > 1 else { return }
         try model.advanceStart(p, to: bases[0])
         var total: Int64 = 0
         var first: Int64 = 0
         for (i, base) in bases.enumerated() {
-            let size = try File(path: SegmentFiles.logPath(dir, base), mode: .readOnly).size()
+            let size = Int64(try #require(fs.size(SegmentFiles.logPath(dir, base))))
             total += size
             if i == 0 { first = size }
         }
@@ -443,13 +459,29 @@ final class LogHarness {
         }
     }
 
+    /// kill -9 of every process between operations (and, when every append is fsynced,
+    /// a power loss): every acknowledged record stays, and reopening needs no repair.
+    func crashBetweenOperations() throws {
+        let powerLoss = fsync == .always && !sealInBackground && rng.chance(50)
+        operation = powerLoss ? "power loss" : "kill -9"
+        fs.restart(powerLoss ? .powerLoss : .processKill)
+        // The dead processes' objects go after the restart: their handles are dead, so
+        // their deinit cannot sync anything (as after a real kill -9).
+        topicWriter = nil
+        partitionWriters = [:]
+        readers = [:]
+        followers = [:]
+        try openTopicWriter()
+        for p in 0..<partitions { followerNext[p] = model.startOffset(p) }
+    }
+
     func deleteIndexes() throws {
         let p = rng.int(0...(partitions - 1))
         operation = "delete indexes of partition \(p)"
         let dir = data.partitionPath(tp(p))
-        for base in try SegmentFiles.bases(in: dir) {
-            if rng.chance(60) { try FS.remove(SegmentFiles.indexPath(dir, base)) }
-            if rng.chance(60) { try FS.remove(SegmentFiles.timeIndexPath(dir, base)) }
+        for base in try SegmentFiles.bases(in: dir, fileSystem: fs) {
+            if rng.chance(60) { try fs.remove(SegmentFiles.indexPath(dir, base)) }
+            if rng.chance(60) { try fs.remove(SegmentFiles.timeIndexPath(dir, base)) }
         }
         indexesDeletedSinceReopen = true
     }
@@ -459,7 +491,7 @@ final class LogHarness {
     func checkInvariants() throws {
         for p in 0..<partitions {
             let dir = data.partitionPath(tp(p))
-            let bases = try SegmentFiles.bases(in: dir)
+            let bases = try SegmentFiles.bases(in: dir, fileSystem: fs)
             let start = bases.first ?? .zero
             var dropped: [(offset: Offset, record: ReferenceRecord)] = []
             do {
@@ -475,9 +507,9 @@ final class LogHarness {
             var logBytes: Int64 = 0
             var allBytes: Int64 = 0
             for base in bases {
-                logBytes += try File(path: SegmentFiles.logPath(dir, base), mode: .readOnly).size()
+                logBytes += Int64(fs.size(SegmentFiles.logPath(dir, base)) ?? 0)
                 for path in [SegmentFiles.logPath(dir, base), SegmentFiles.indexPath(dir, base), SegmentFiles.timeIndexPath(dir, base)] {
-                    allBytes += (try? File(path: path, mode: .readOnly).size()) ?? 0
+                    allBytes += Int64(fs.size(path) ?? 0)
                 }
             }
             switch mode {
@@ -501,8 +533,8 @@ final class LogHarness {
             for (i, base) in bases.dropLast().enumerated() where !closedSegmentsChecked[p].contains(base) {
                 closedSegmentsChecked[p].insert(base)
                 let path = SegmentFiles.timeIndexPath(dir, base)
-                guard FS.exists(path) else { continue }
-                let last = TimeIndex.load(path: path, base: base, nextOffset: bases[i + 1]).last?.timestampMillis
+                guard fs.exists(path) else { continue }
+                let last = try TimeIndex.load(path: path, base: base, nextOffset: bases[i + 1], fileSystem: fs).last?.timestampMillis
                 let maxMillis = (base.rawValue..<bases[i + 1].rawValue).map { history[p][Int($0)].timestamp.millis }.max()
                 check(last == maxMillis, "partition \(p): closed segment \(base)'s time index ends at \(last.map(String.init) ?? "nil") ms, its records' largest time is \(maxMillis.map(String.init) ?? "nil") ms")
             }

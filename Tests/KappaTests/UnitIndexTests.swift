@@ -89,7 +89,7 @@ import KappaTesting
                 let logBytes = (entries.last?.position.rawValue ?? 0) + 1
                 let torn = rng.int(0...7)
                 try Self.write(Self.encode(entries, base: base) + rng.bytes(torn), to: path)
-                #expect(OffsetIndex.load(path: path, base: base, logBytes: logBytes) == entries, "round \(round), torn \(torn) bytes, \(rng)")
+                #expect(try OffsetIndex.load(path: path, base: base, logBytes: logBytes) == entries, "round \(round), torn \(torn) bytes, \(rng)")
             }
         }
     }
@@ -101,10 +101,10 @@ import KappaTesting
             let path = dir.path + "/x.index"
             try Self.write(Self.encode(entries, base: base), to: path)
             // A log of 20480 bytes holds batches at 0, 4096, ..., 16384; 20480 is its end.
-            #expect(OffsetIndex.load(path: path, base: base, logBytes: 20480) == Array(entries.prefix(5)))
-            #expect(OffsetIndex.load(path: path, base: base, logBytes: 20481) == Array(entries.prefix(6)))
-            #expect(OffsetIndex.load(path: path, base: base, logBytes: 0) == [])
-            #expect(OffsetIndex.load(path: path, base: base, logBytes: 1 << 30) == entries)
+            #expect(try OffsetIndex.load(path: path, base: base, logBytes: 20480) == Array(entries.prefix(5)))
+            #expect(try OffsetIndex.load(path: path, base: base, logBytes: 20481) == Array(entries.prefix(6)))
+            #expect(try OffsetIndex.load(path: path, base: base, logBytes: 0) == [])
+            #expect(try OffsetIndex.load(path: path, base: base, logBytes: 1 << 30) == entries)
         }
     }
 
@@ -122,14 +122,14 @@ import KappaTesting
                 let tail = [OffsetIndex.Entry(offset: Offset(100), position: FilePosition(20000))]
                 let path = dir.path + "/\(i).index"
                 try Self.write(Self.encode(entries + tail, base: base), to: path)
-                #expect(OffsetIndex.load(path: path, base: base, logBytes: 1 << 20) == good, "case \(i)")
+                #expect(try OffsetIndex.load(path: path, base: base, logBytes: 1 << 20) == good, "case \(i)")
             }
         }
     }
 
-    @Test func missingIndexLoadsEmpty() {
-        #expect(OffsetIndex.load(path: "/nonexistent/kappa/0.index", base: .zero, logBytes: 100) == [])
-        #expect(TimeIndex.load(path: "/nonexistent/kappa/0.timeindex", base: .zero) == [])
+    @Test func missingIndexLoadsEmpty() throws {
+        #expect(try OffsetIndex.load(path: "/nonexistent/kappa/0.index", base: .zero, logBytes: 100) == [])
+        #expect(try TimeIndex.load(path: "/nonexistent/kappa/0.timeindex", base: .zero) == [])
     }
 
     static func randomTimeEntries(_ rng: inout SeededRandom, base: Offset) -> [TimeIndex.Entry] {
@@ -186,16 +186,16 @@ import KappaTesting
                 let path = dir.path + "/\(round).timeindex"
                 let torn = rng.int(0...11)
                 try Self.write(Self.encode(entries, base: base) + rng.bytes(torn), to: path)
-                #expect(TimeIndex.load(path: path, base: base) == entries, "round \(round), \(rng)")
+                #expect(try TimeIndex.load(path: path, base: base) == entries, "round \(round), \(rng)")
                 // nextOffset keeps only entries below it.
                 let cut = entries.isEmpty ? base : entries[rng.int(0...(entries.count - 1))].offset
-                #expect(TimeIndex.load(path: path, base: base, nextOffset: cut) == entries.filter { $0.offset < cut }, "round \(round), \(rng)")
+                #expect(try TimeIndex.load(path: path, base: base, nextOffset: cut) == entries.filter { $0.offset < cut }, "round \(round), \(rng)")
             }
             // A timestamp that goes back ends the trusted prefix.
             let bad = [TimeIndex.Entry(timestampMillis: 10, offset: Offset(1)), TimeIndex.Entry(timestampMillis: 9, offset: Offset(2)),
                        TimeIndex.Entry(timestampMillis: 20, offset: Offset(3))]
             try Self.write(Self.encode(bad, base: .zero), to: dir.path + "/bad.timeindex")
-            #expect(TimeIndex.load(path: dir.path + "/bad.timeindex", base: .zero) == [bad[0]])
+            #expect(try TimeIndex.load(path: dir.path + "/bad.timeindex", base: .zero) == [bad[0]])
         }
     }
 }
