@@ -55,14 +55,14 @@ public struct JobRegistry: Sendable {
     public static func repartitionTopic(_ def: JobDefinition, _ version: Int) -> String { "\(def.name).v\(version).repartition" }
 
     public func names() throws(KappaError) -> [String] {
-        guard FS.isDirectory(jobsPath) else { return [] }
-        return try FS.list(jobsPath).filter { FS.exists(jobPath($0) + "/job.json") }.sorted()
+        let fs = directory.fileSystem
+        guard fs.isDirectory(jobsPath) else { return [] }
+        return try fs.list(jobsPath).filter { fs.exists(jobPath($0) + "/job.json") }.sorted()
     }
 
     public func load(_ job: String) throws(KappaError) -> JobRecord? {
         let path = jobPath(job) + "/job.json"
-        guard FS.exists(path) else { return nil }
-        let bytes = try File(path: path, mode: .readOnly).readAll()
+        guard let bytes = try directory.fileSystem.readFileIfExists(path) else { return nil }
         do {
             return try JSONDecoder().decode(JobRecord.self, from: Data(bytes))
         } catch {
@@ -79,8 +79,8 @@ public struct JobRegistry: Sendable {
     @discardableResult
     public func update<T>(_ job: String, _ body: (inout JobRecord?) throws(KappaError) -> T) throws(KappaError) -> T {
         try validateName(job, what: "job")
-        try FS.makeDirectories(jobPath(job))
-        let lock = try FileLock(path: jobPath(job) + "/lock")
+        try directory.fileSystem.makeDirectories(jobPath(job))
+        let lock = try FileLock(path: jobPath(job) + "/lock", fileSystem: directory.fileSystem)
         return try lock.withExclusive { () throws(KappaError) -> T in
             var record = try load(job)
             let before = record
@@ -89,7 +89,7 @@ public struct JobRegistry: Sendable {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
                 let data = (try? encoder.encode(record)) ?? Data()
-                try FS.writeAtomically(Array(data) + [0x0A], to: jobPath(job) + "/job.json")
+                try directory.fileSystem.writeAtomically(Array(data) + [0x0A], to: jobPath(job) + "/job.json")
             }
             return result
         }

@@ -103,10 +103,22 @@ public final class JobRunner {
         for i in 0..<list.count {
             switch results.value[i] {
             case .success(let n): total += n
-            case .failure(let e): throw e
+            case .failure(let e): throw stopped(list[i], e)
             }
         }
         return total
+    }
+
+    /// A task's failure as the daemon reports it: which task, why, and that nothing after
+    /// its last checkpoint counts — its outputs are cut back to it when it starts again.
+    /// A failed write (disk full, I/O error) left no torn batch behind (the log undoes it).
+    func stopped(_ task: JobTask, _ e: KappaError) -> KappaError {
+        var out = e
+        let at = task.inputPositions.map { "\($0.0):\($0.1)" }.joined(separator: ", ")
+        let advice = e.isDiskFull ? "; free space, then start it again: it resumes from its last checkpoint"
+            : "; it resumes from its last checkpoint when started again"
+        out.message = "\(definition.name).v\(version) task \(task.task) stopped (input at \(at); its last checkpoint stands): \(e.message)\(advice)"
+        return out
     }
 
     public func checkpointAll() throws(KappaError) {
@@ -117,7 +129,9 @@ public final class JobRunner {
 
     /// Checkpoints and leaves the group (the clean stop).
     public func stop() throws(KappaError) {
-        try checkpointAll()
+        for p in tasks.keys.sorted() where tasks[p]!.needsCheckpoint || !tasks[p]!.hasCheckpoint {
+            do throws(KappaError) { try tasks[p]!.checkpoint() } catch { throw stopped(tasks[p]!, error) }
+        }
         tasks.removeAll()
         member.leave()
     }
@@ -182,7 +196,7 @@ public enum JobVersions {
                   JobRegistry.repartitionTopic(def, version)] where directory.topicExists(t) {
             try directory.deleteTopic(t)
         }
-        try FS.removeTree(JobRegistry(directory: directory).versionPath(def.name, version))
-        try FS.removeTree(directory.groupsPath + "/\(def.name).v\(version)")
+        try directory.fileSystem.removeTree(JobRegistry(directory: directory).versionPath(def.name, version))
+        try directory.fileSystem.removeTree(directory.groupsPath + "/\(def.name).v\(version)")
     }
 }

@@ -32,10 +32,11 @@ extension JobTask {
         }
         let w = ByteWriter(capacity: 1 << 16)
         state.encode(ends: TaskState.OutputEnds(output: output.end, late: late.end, deadLetter: deadLetter.end), into: w)
-        try FS.makeDirectories(registry.versionPath(definition.name, version) + "/tasks")
-        try FS.writeAtomically(Array(w.bytes), to: checkpointPath, sync: durable)
+        let fs = directory.fileSystem
+        try fs.makeDirectories(registry.versionPath(definition.name, version) + "/tasks")
+        try fs.writeAtomically(Array(w.bytes), to: checkpointPath, sync: durable)
         // Beside it, for `jobs describe`: what the checkpoint holds.
-        try FS.writeAtomically(state.status().json() + [0x0A], to: statusPath, sync: false)
+        try fs.writeAtomically(state.status().json() + [0x0A], to: statusPath, sync: false)
         try output.publish()
         try late.publish()
         try deadLetter.publish()
@@ -47,8 +48,8 @@ extension JobTask {
     /// and positions the readers.
     func restore() throws(KappaError) {
         var ends = TaskState.OutputEnds()
-        if FS.exists(checkpointPath) {
-            ends = try Self.readCheckpoint(checkpointPath) { (raw) throws(StateReader.Failure) in try state.decode(raw) }
+        if directory.fileSystem.exists(checkpointPath) {
+            ends = try Self.readCheckpoint(checkpointPath, directory.fileSystem) { (raw) throws(StateReader.Failure) in try state.decode(raw) }
             hasCheckpoint = true
         }
         try output.rollBack(to: ends.output)
@@ -67,9 +68,9 @@ extension JobTask {
         var states: [TaskState] = []
         for task in 0..<plan.tasks {
             let path = registry.checkpointPath(definition.name, version, task: task)
-            guard FS.exists(path) else { continue }
+            guard directory.fileSystem.exists(path) else { continue }
             let s = TaskState(definition: definition, version: version, task: task, plan: plan)
-            _ = try readCheckpoint(path) { (raw) throws(StateReader.Failure) in try s.decode(raw) }
+            _ = try readCheckpoint(path, directory.fileSystem) { (raw) throws(StateReader.Failure) in try s.decode(raw) }
             states.append(s)
         }
         guard case .window(let w) = definition.operation else { return states.flatMap { $0.openRows() } }
@@ -95,8 +96,8 @@ extension JobTask {
 
     /// Reads a checkpoint file and decodes it with `body`; a decoding failure is a
     /// `corruptData` error naming the file.
-    static func readCheckpoint<T>(_ path: String, _ body: (UnsafeRawBufferPointer) throws(StateReader.Failure) -> T) throws(KappaError) -> T {
-        let bytes = try File(path: path, mode: .readOnly).readAll(limit: 1 << 30)
+    static func readCheckpoint<T>(_ path: String, _ fs: any FileSystem, _ body: (UnsafeRawBufferPointer) throws(StateReader.Failure) -> T) throws(KappaError) -> T {
+        let bytes = try fs.openFile(path, mode: .readOnly).readAll(limit: 1 << 30)
         let raw = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, bytes.count), alignment: 8)
         defer { raw.deallocate() }
         raw.copyBytes(from: bytes)
