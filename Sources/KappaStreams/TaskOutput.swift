@@ -9,6 +9,7 @@ import KappaLog
 /// whatever was written after the last checkpoint. Not thread-safe.
 final class TaskOutput {
     let writer: PartitionWriter
+    private let fileSystem: any FileSystem
     private let builder: RecordBatchBuilder
     private let sealed = SealedBatches()
     private let codec = LZ4Codec()
@@ -19,6 +20,7 @@ final class TaskOutput {
     init(directory: DataDirectory, topicPartition: TopicPartition, fsync: FsyncPolicy) throws(KappaError) {
         let config = try directory.topicConfig(topicPartition.topic)
         writer = try PartitionWriter(directory: directory, topicPartition: topicPartition, config: config, fsync: fsync)
+        fileSystem = directory.fileSystem
         builder = RecordBatchBuilder(compression: config.codec)
     }
 
@@ -64,7 +66,7 @@ final class TaskOutput {
 
     /// Makes everything up to the current end visible to readers.
     func publish() throws(KappaError) {
-        try writer.endMarker.write(partitionDirectory: writer.directory)
+        try writer.endMarker.write(fileSystem, partitionDirectory: writer.directory)
         unpublished = false
     }
 

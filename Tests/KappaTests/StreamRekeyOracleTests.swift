@@ -217,8 +217,8 @@ import KappaTesting
     // MARK: plumbing
 
     /// Appends `(key, value, time)` records, routed by key as `kappa produce` does.
-    static func produce(_ dir: DataDirectory, _ topic: String, _ records: [(String, [UInt8], Int64)]) throws {
-        let w = try TopicWriter(directory: dir, topic: topic, fsync: .never)
+    static func produce(_ dir: DataDirectory, _ topic: String, _ records: [(String, [UInt8], Int64)], fsync: FsyncPolicy = .never) throws {
+        let w = try TopicWriter(directory: dir, topic: topic, fsync: fsync)
         for (key, value, time) in records {
             var k = key
             try k.withUTF8 { kb in try value.withUnsafeBytes { v in try w.append(key: UnsafeRawBufferPointer(kb), value: v, timestamp: TimestampNanos(time)) } }
@@ -229,7 +229,7 @@ import KappaTesting
     /// A far-future record in every partition of `topic`, keyed so that it belongs
     /// there (`~` keys, left out of the comparisons): every source's stream time passes
     /// everything, so every result becomes final.
-    static func closeEverything(_ dir: DataDirectory, _ topic: String, _ json: (String) -> String) throws {
+    static func closeEverything(_ dir: DataDirectory, _ topic: String, fsync: FsyncPolicy = .never, _ json: (String) -> String) throws {
         let partitions = try dir.topicConfig(topic).partitions
         var records: [(String, [UInt8], Int64)] = []
         for p in 0..<partitions {
@@ -239,7 +239,7 @@ import KappaTesting
             }!
             records.append((key, Array(json(key).utf8), StreamFx.farFuture))
         }
-        try produce(dir, topic, records)
+        try produce(dir, topic, records, fsync: fsync)
     }
 }
 
@@ -251,13 +251,15 @@ final class TaskHarness {
     let dir: DataDirectory
     let def: JobDefinition
     let plan: JobPlan
+    let fsync: FsyncPolicy
     private(set) var tasks: [JobTask] = []
     private var shared: SharedTopicWriter?
     private(set) var crashes = 0
 
-    init(dir: DataDirectory, def: JobDefinition) throws {
+    init(dir: DataDirectory, def: JobDefinition, fsync: FsyncPolicy = .never) throws {
         self.dir = dir
         self.def = def
+        self.fsync = fsync
         plan = try JobVersions.prepare(def, version: 1, directory: dir)
         try open()
     }
@@ -265,9 +267,18 @@ final class TaskHarness {
     private func open() throws {
         shared = plan.repartitioned ? try SharedTopicWriter(directory: dir, topic: JobRegistry.repartitionTopic(def, 1)) : nil
         tasks = try (0..<plan.tasks).map {
-            try JobTask(directory: dir, definition: def, version: 1, task: $0, plan: plan, fsync: .never, clock: ManualClock(), repartitionWriter: shared)
+            try JobTask(directory: dir, definition: def, version: 1, task: $0, plan: plan, fsync: fsync, clock: ManualClock(), repartitionWriter: shared)
         }
     }
+
+    /// Drops every task without a checkpoint (as when their process died), for a test
+    /// that brings the machine back itself before `reopen`.
+    func abandon() {
+        tasks = []
+        shared = nil
+    }
+
+    func reopen() throws { try open() }
 
     func crash() throws {
         tasks = []
