@@ -12,6 +12,12 @@ public struct TimestampNanos: RawRepresentable, Hashable, Comparable, Sendable, 
 
     @inlinable public static func < (a: TimestampNanos, b: TimestampNanos) -> Bool { a.rawValue < b.rawValue }
 
+    /// The instant `nanos` later (earlier when negative). Traps on overflow, as Int64 does.
+    @inlinable public static func + (t: TimestampNanos, nanos: Int64) -> TimestampNanos { TimestampNanos(t.rawValue + nanos) }
+    @inlinable public static func - (t: TimestampNanos, nanos: Int64) -> TimestampNanos { TimestampNanos(t.rawValue - nanos) }
+    /// Nanoseconds from `b` to `a`.
+    @inlinable public static func - (a: TimestampNanos, b: TimestampNanos) -> Int64 { a.rawValue - b.rawValue }
+
     /// Milliseconds since the epoch, rounded toward negative infinity (Kafka's unit).
     @inlinable public var millis: Int64 {
         let (q, r) = rawValue.quotientAndRemainder(dividingBy: Self.nanosPerMilli)

@@ -172,7 +172,11 @@ public enum JobVersions {
         if plan.repartitioned {
             // Uncompressed: its records are small varint-packed binary that LZ4 shrinks by a
             // quarter at most, and it is read once, right after it is written (page cache).
-            try ensure(JobRegistry.repartitionTopic(def, version), TopicConfig(partitions: n, compression: .none, keyField: def.keyField), directory)
+            // Rolled by size only: no retention applies to it, and a roll per week of event
+            // time (the default) cost each partition three new files and their fsyncs per
+            // week of history replayed.
+            try ensure(JobRegistry.repartitionTopic(def, version),
+                       TopicConfig(partitions: n, compression: .none, segmentMillis: Self.neverRollMillis, keyField: def.keyField), directory)
         }
         return plan
     }
@@ -189,6 +193,9 @@ public enum JobVersions {
             try directory.createTopic(topic, config: config)
         } catch where error.code == .alreadyExists {}  // another process made it first
     }
+
+    /// A segment age longer than the whole range of event times (1677–2262).
+    static let neverRollMillis = Int64.max / 1_000_000
 
     /// Deletes a version's topics and checkpoints.
     public static func drop(_ def: JobDefinition, version: Int, directory: DataDirectory) throws(KappaError) {

@@ -75,7 +75,7 @@ extension JobTask {
         }
         guard case .window(let w) = definition.operation else { return states.flatMap { $0.openRows() } }
         var merged: [String: WindowResult] = [:]
-        func add(_ key: String, _ start: Int64, _ state: AggregateState, _ lineage: Lineage) {
+        func add(_ key: String, _ start: TimestampNanos, _ state: AggregateState, _ lineage: Lineage) {
             let id = key + "\u{1F}\(start)"
             if var r = merged[id] {
                 r.state.merge(state)
@@ -90,7 +90,7 @@ extension JobTask {
             if case .window(let merger) = s.op { for r in merger.openResults() { add(r.key, r.windowStart, r.state, r.lineage) } }
         }
         return merged.values.sorted { ($0.windowStart, $0.key) < ($1.windowStart, $1.key) }.map {
-            ResultReader.Row(identity: ResultReader.identity($0.key, TimestampNanos($0.windowStart)), key: $0.key, json: $0.json(w, fields: w.fields), rideId: nil)
+            ResultReader.Row(identity: ResultReader.identity($0.key, $0.windowStart), key: $0.key, json: $0.json(w, fields: w.fields), rideId: nil)
         }
     }
 
@@ -112,7 +112,7 @@ extension JobTask {
     public func status() -> TaskStatus { state.status() }
 
     /// The largest stream time among this task's input partitions.
-    public var streamTime: TimestampNanos? { state.sources.compactMap(\.streamTime).max().map { TimestampNanos($0) } }
+    public var streamTime: TimestampNanos? { state.sources.compactMap(\.streamTime).max() }
 
     /// Input offsets now (for progress and lag).
     public var inputPositions: [(TopicPartition, Offset)] {

@@ -29,7 +29,7 @@ extension JobTask {
     /// record in a partition that does not hold its key (see `misrouted`).
     @inline(__always)
     private func event(_ record: RecordView, source i: Int, compressed: Bool, _ extractor: JSONFieldExtractor)
-        -> (time: Int64, key: UnsafeRawBufferPointer)? {
+        -> (time: TimestampNanos, key: UnsafeRawBufferPointer)? {
         do {
             // Records were validated when produced: read only the fields the job uses.
             try extractor.parseLazily(paddedValue(record.value, compressed: compressed))
@@ -37,9 +37,9 @@ extension JobTask {
             sendToDeadLetter(record, source: i, reason: "invalid JSON: \(error.message)")
             return nil
         }
-        let time: Int64
+        let time: TimestampNanos
         switch EventFields.time(of: extractor.field(0), name: definition.timeField) {
-        case .success(let t): time = t.rawValue
+        case .success(let t): time = t
         case .failure(let bad):
             sendToDeadLetter(record, source: i, reason: bad.description)
             return nil
@@ -172,7 +172,7 @@ extension JobTask {
                 RepartitionRecord.encodeContribution(c, into: encoded)
                 key.withUTF8 { k in
                     sender.send(to: owner, key: UnsafeRawBufferPointer(k), value: encoded.bytes,
-                                timestamp: TimestampNanos(millis: TimestampNanos(c.windowStart).millis))
+                                timestamp: TimestampNanos(millis: c.windowStart.millis))
                 }
                 return
             }
@@ -188,12 +188,12 @@ extension JobTask {
 
     func writeWindow(_ r: WindowResult) {
         guard case .window(let merger) = op else { return }
-        output.append(key: Array(r.key.utf8), value: r.json(merger.spec, fields: merger.spec.fields), timestamp: TimestampNanos(r.windowEnd),
+        output.append(key: Array(r.key.utf8), value: r.json(merger.spec, fields: merger.spec.fields), timestamp: r.windowEnd,
                       headers: [headerJob, headerVersion, lineageHeader(r.lineage)])
     }
 
     func writeSession(key: String, _ s: Session) {
-        output.append(key: Array(key.utf8), value: s.json(key: key), timestamp: TimestampNanos(s.end),
+        output.append(key: Array(key.utf8), value: s.json(key: key), timestamp: s.end,
                       headers: [headerJob, headerVersion, lineageHeader(s.lineage)])
     }
 
@@ -201,16 +201,16 @@ extension JobTask {
         guard case .match(let op) = op else { return }
         var lineage = "\(op.spec.tickets)/\(m.ticketPartition):\(m.ticketOffset)"
         if let rp = m.ridePartition, let ro = m.rideOffset { lineage += ",\(op.spec.rides)/\(rp):\(ro)" }
-        output.append(key: Array(m.ticketId.utf8), value: m.json(), timestamp: TimestampNanos(m.ticketTime),
+        output.append(key: Array(m.ticketId.utf8), value: m.json(), timestamp: m.ticketTime,
                       headers: [headerJob, headerVersion, RecordHeader(key: "kappa.input", value: Array(lineage.utf8))])
     }
 
-    func sendToLate(_ record: RecordView, source i: Int, time: Int64, streamTime: Int64?) {
+    func sendToLate(_ record: RecordView, source i: Int, time: TimestampNanos, streamTime: TimestampNanos?) {
         state.lateWritten += 1
-        late.append(key: record.key.map { Array($0) }, value: record.value, timestamp: TimestampNanos(time), headers: [
+        late.append(key: record.key.map { Array($0) }, value: record.value, timestamp: time, headers: [
             headerJob, headerVersion,
             RecordHeader(key: "kappa.input", value: Array("\(state.sources[i].topic)/\(state.sources[i].partition):\(record.offset)".utf8)),
-            RecordHeader(key: "kappa.stream-time", value: Array((streamTime.map { TimestampNanos($0).decimalSeconds } ?? "").utf8)),
+            RecordHeader(key: "kappa.stream-time", value: Array((streamTime?.decimalSeconds ?? "").utf8)),
         ])
     }
 

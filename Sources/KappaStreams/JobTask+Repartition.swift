@@ -76,7 +76,7 @@ extension JobTask {
                         throw RepartitionRecord.Failure(description: "source \(d.source) does not send to task \(task)")
                     }
                     if d.kind == .watermark {
-                        state.progress[from.stream].observe(slot: from.slot, streamTime: d.sequence, idle: d.idle)
+                        state.progress[from.stream].observe(slot: from.slot, streamTime: TimestampNanos(d.sequence), idle: d.idle)
                     } else {
                         try body(d, record.key, from)
                     }

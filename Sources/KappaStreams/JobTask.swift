@@ -153,7 +153,7 @@ public final class JobTask {
             while n < budget * sourceCount {
                 var pick = -1
                 for i in 0..<sourceCount where !exhausted[i] {
-                    if pick < 0 || (state.sources[i].streamTime ?? .min) < (state.sources[pick].streamTime ?? .min) { pick = i }
+                    if pick < 0 || (state.sources[i].streamTime?.rawValue ?? .min) < (state.sources[pick].streamTime?.rawValue ?? .min) { pick = i }
                 }
                 guard pick >= 0 else { break }
                 let k = try drain(source: pick, budget: 1, batches: 1)
@@ -244,7 +244,7 @@ public final class JobTask {
                 RepartitionRecord.encodeWatermark(source: state.sources[i].id, streamTime: st, idle: now.idle, into: encoded)
                 // The owners other than this task; this one has just observed it.
                 for p in 0..<plan.tasks where p != task {
-                    sender.send(to: p, key: nil, value: encoded.bytes, timestamp: TimestampNanos(millis: TimestampNanos(st).millis))
+                    sender.send(to: p, key: nil, value: encoded.bytes, timestamp: TimestampNanos(millis: st.millis))
                 }
             }
         }

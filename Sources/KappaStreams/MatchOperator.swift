@@ -6,11 +6,11 @@ import KappaJSON
 public struct MatchResult: Equatable, Sendable {
     public var ticketId: String
     public var user: String
-    public var ticketTime: Int64
+    public var ticketTime: TimestampNanos
     public var ticketPartition: Int32
     public var ticketOffset: Int64
     public var rideId: String?
-    public var rideTime: Int64?
+    public var rideTime: TimestampNanos?
     public var ridePartition: Int32?
     public var rideOffset: Int64?
     public var final: Bool
@@ -25,13 +25,13 @@ public struct MatchResult: Equatable, Sendable {
         out.append(contentsOf: ",\"user_id\":".utf8)
         JSONEscape.appendString(user, to: &out)
         out.append(contentsOf: ",\"ticket_time\":\"".utf8)
-        TimestampNanos(ticketTime).appendDecimalSeconds(to: &out)
+        ticketTime.appendDecimalSeconds(to: &out)
         out.append(contentsOf: "\",\"ride_id\":".utf8)
         if let rideId { JSONEscape.appendString(rideId, to: &out) } else { out.append(contentsOf: "null".utf8) }
         out.append(contentsOf: ",\"ride_time\":".utf8)
         if let rideTime {
             out.append(UInt8(ascii: "\""))
-            TimestampNanos(rideTime).appendDecimalSeconds(to: &out)
+            rideTime.appendDecimalSeconds(to: &out)
             out.append(UInt8(ascii: "\""))
         } else {
             out.append(contentsOf: "null".utf8)
@@ -58,14 +58,14 @@ public struct MatchResult: Equatable, Sendable {
 public final class TicketRideMatcher {
     public let spec: MatchSpec
     /// The rides' watermark: no on-time ride older than this minus grace can still come.
-    public var ridesWatermark: Int64?
+    public var ridesWatermark: TimestampNanos?
     /// The tickets' watermark: no on-time ticket older than this minus grace can still
     /// come, so rides no such ticket can match are dropped.
-    public var ticketsWatermark: Int64?
+    public var ticketsWatermark: TimestampNanos?
 
     struct Ride: Equatable {
         var id: String
-        var time: Int64
+        var time: TimestampNanos
         var partition: Int32
         var offset: Int64
     }
@@ -74,7 +74,7 @@ public final class TicketRideMatcher {
     struct Ticket: Comparable {
         var id: String
         var user: Int32  // in `users`
-        var time: Int64
+        var time: TimestampNanos
         var partition: Int32
         var offset: Int64
 
@@ -88,17 +88,17 @@ public final class TicketRideMatcher {
     /// become final come off the top. A heap, not a sorted array: re-keyed tickets arrive
     /// from several partitions a batch at a time, far from in order.
     private var pending = Heap<Ticket>()
-    private var oldestPending: Int64? { pending.min?.time }
+    private var oldestPending: TimestampNanos? { pending.min?.time }
     private var rideCount = 0
 
     public init(spec: MatchSpec) { self.spec = spec }
 
-    public func addRide(user: String, id: String, time: Int64, partition: Int32 = 0, offset: Int64) {
+    public func addRide(user: String, id: String, time: TimestampNanos, partition: Int32 = 0, offset: Int64) {
         var u = user
         u.withUTF8 { addRide(user: UnsafeRawBufferPointer($0), id: id, time: time, partition: partition, offset: offset) }
     }
 
-    public func addTicket(user: String, id: String, time: Int64, partition: Int32 = 0, offset: Int64) {
+    public func addTicket(user: String, id: String, time: TimestampNanos, partition: Int32 = 0, offset: Int64) {
         var u = user
         u.withUTF8 { addTicket(user: UnsafeRawBufferPointer($0), id: id, time: time, partition: partition, offset: offset) }
     }
@@ -112,7 +112,7 @@ public final class TicketRideMatcher {
 
     /// `addRide` with the user's UTF-8 bytes as they lie in the record: the hot path.
     /// The ride must be on time (judged by the caller).
-    public func addRide(user: UnsafeRawBufferPointer, id: String, time: Int64, partition: Int32, offset: Int64) {
+    public func addRide(user: UnsafeRawBufferPointer, id: String, time: TimestampNanos, partition: Int32, offset: Int64) {
         let u = userId(user)
         rideCount += 1
         // In place: no copy of the user's list. A user's rides come from one partition
@@ -124,7 +124,7 @@ public final class TicketRideMatcher {
     }
 
     /// Adds an on-time ticket (judged by the caller) to the waiting list.
-    public func addTicket(user: UnsafeRawBufferPointer, id: String, time: Int64, partition: Int32, offset: Int64) {
+    public func addTicket(user: UnsafeRawBufferPointer, id: String, time: TimestampNanos, partition: Int32, offset: Int64) {
         pending.insert(Ticket(id: id, user: Int32(userId(user)), time: time, partition: partition, offset: offset))
     }
 
@@ -133,9 +133,9 @@ public final class TicketRideMatcher {
     /// caught up.
     public func closeReady(idleRides: Bool = false, emit: (MatchResult) -> Void) {
         guard !pending.isEmpty else { return }
-        let horizon: Int64
+        let horizon: TimestampNanos
         if idleRides {
-            horizon = .max
+            horizon = TimestampNanos(.max)
         } else {
             guard let rst = ridesWatermark else { return }
             // Final once the rides' watermark has passed ticket time + grace: a ride at
@@ -143,7 +143,7 @@ public final class TicketRideMatcher {
             horizon = rst - spec.graceNanos
         }
         var ready: [Ticket] = []
-        while let t = pending.min, horizon == .max || t.time < horizon { ready.append(pending.removeMin()) }
+        while let t = pending.min, idleRides || t.time < horizon { ready.append(pending.removeMin()) }
         guard !ready.isEmpty else { return }
         for t in ready { emit(result(for: t, final: true)) }
         for user in Set(ready.map(\.user)) { prune(&rides[Int(user)]) }
@@ -180,15 +180,15 @@ public final class TicketRideMatcher {
     /// so a decoded matcher numbers its users as this one does and encodes to the same
     /// bytes) with its rides, then the waiting tickets.
     func encode(into w: ByteWriter) {
-        w.put(ridesWatermark.map { TimestampNanos($0) })
-        w.put(ticketsWatermark.map { TimestampNanos($0) })
+        w.put(ridesWatermark)
+        w.put(ticketsWatermark)
         w.put(users.count)
         for u in 0..<users.count {
             w.put(users.keys[u])
             w.put(rides[u].count)
             for r in rides[u] {
                 w.put(r.id)
-                w.put(r.time)
+                w.put(r.time.rawValue)
                 w.put(Int64(r.partition))
                 w.put(r.offset)
             }
@@ -197,30 +197,30 @@ public final class TicketRideMatcher {
         for t in pending.unordered.sorted() {
             w.put(t.id)
             w.put(users.keys[Int(t.user)])
-            w.put(t.time)
+            w.put(t.time.rawValue)
             w.put(Int64(t.partition))
             w.put(t.offset)
         }
     }
 
     func decode(_ r: inout StateReader) throws(StateReader.Failure) {
-        ridesWatermark = try r.timestamp()?.rawValue
-        ticketsWatermark = try r.timestamp()?.rawValue
+        ridesWatermark = try r.timestamp()
+        ticketsWatermark = try r.timestamp()
         try decodeUsersAndTickets(&r, legacyPartition: nil)
     }
 
     /// What format 1 (one task per partition, no re-keying) kept besides users and
     /// tickets: the task's two stream times and late counts, which now live in its clocks.
     struct LegacyClocks {
-        var ridesStreamTime: Int64?
-        var ticketsStreamTime: Int64?
+        var ridesStreamTime: TimestampNanos?
+        var ticketsStreamTime: TimestampNanos?
         var lateRides: Int64
         var lateTickets: Int64
     }
 
     /// Decodes checkpoint format 1, where every ride and ticket came from `partition`.
     func decodeLegacy(_ r: inout StateReader, partition: Int32) throws(StateReader.Failure) -> LegacyClocks {
-        let c = LegacyClocks(ridesStreamTime: try r.timestamp()?.rawValue, ticketsStreamTime: try r.timestamp()?.rawValue,
+        let c = LegacyClocks(ridesStreamTime: try r.timestamp(), ticketsStreamTime: try r.timestamp(),
                              lateRides: try r.int64(), lateTickets: try r.int64())
         ridesWatermark = c.ridesStreamTime
         ticketsWatermark = c.ticketsStreamTime
@@ -240,7 +240,7 @@ public final class TicketRideMatcher {
             let user = try r.string()
             var list: [Ride] = []
             for _ in 0..<(try r.count()) {
-                list.append(Ride(id: try r.string(), time: try r.int64(), partition: try partition(&r), offset: try r.int64()))
+                list.append(Ride(id: try r.string(), time: TimestampNanos(try r.int64()), partition: try partition(&r), offset: try r.int64()))
             }
             rideCount += list.count
             guard Int(users.id(of: user)) == rides.count else { throw StateReader.Failure(description: "user '\(user)' twice") }
@@ -252,7 +252,7 @@ public final class TicketRideMatcher {
             let user = try r.string()
             let u = Int(users.id(of: user))
             if u == rides.count { rides.append([]) }  // older checkpoints listed only users with rides
-            waiting.append(Ticket(id: id, user: Int32(u), time: try r.int64(), partition: try partition(&r), offset: try r.int64()))
+            waiting.append(Ticket(id: id, user: Int32(u), time: TimestampNanos(try r.int64()), partition: try partition(&r), offset: try r.int64()))
         }
         pending = Heap(waiting)
     }

@@ -59,16 +59,16 @@ enum RepartitionRecord {
         w.append(Kind.contribution.rawValue)
         w.put(Int64(c.source))
         w.put(c.sequence)
-        w.put(c.windowStart)
+        w.put(c.windowStart.rawValue)
         c.state.encode(into: w)
         c.lineage.encode(into: w)
     }
 
-    static func encodeWatermark(source: Int32, streamTime: Int64, idle: Bool, into w: ByteWriter) {
+    static func encodeWatermark(source: Int32, streamTime: TimestampNanos, idle: Bool, into w: ByteWriter) {
         w.removeAll()
         w.append(Kind.watermark.rawValue)
         w.put(Int64(source))
-        w.put(streamTime)
+        w.put(streamTime.rawValue)
         w.put(idle)
     }
 
@@ -128,7 +128,7 @@ enum RepartitionRecord {
         precondition(d.kind == .contribution)
         var r = StateReader(d.body)
         do throws(StateReader.Failure) {
-            let start = try r.int64()
+            let start = TimestampNanos(try r.int64())
             let state = try AggregateState.decode(&r, fields: fields)
             let lineage = try Lineage.decode(&r)
             guard r.isAtEnd else { throw StateReader.Failure(description: "\(d.body.count - r.position) unexpected bytes") }
@@ -147,7 +147,7 @@ final class EventBundle {
     private(set) var source: Int32 = -1
     private(set) var event: RepartitionRecord.Event = .session
     private(set) var count = 0
-    private(set) var firstTime: Int64 = 0
+    private(set) var firstTime = TimestampNanos(0)
     private var countPosition = 0
     private var lastOffset: Int64 = 0
     private var lastTime: Int64 = 0
@@ -160,7 +160,7 @@ final class EventBundle {
     var isEmpty: Bool { count == 0 }
 
     /// Starts a record of `event`s from `source`.
-    func begin(source: Int32, event: RepartitionRecord.Event, offset: Int64, time: Int64) {
+    func begin(source: Int32, event: RepartitionRecord.Event, offset: Int64, time: TimestampNanos) {
         precondition(isEmpty)
         self.source = source
         self.event = event
@@ -171,19 +171,19 @@ final class EventBundle {
         countPosition = bytes.count
         bytes.appendBigEndian(UInt32(0))
         bytes.put(offset)
-        bytes.put(time)
+        bytes.put(time.rawValue)
         firstTime = time
         lastOffset = offset
-        lastTime = time
+        lastTime = time.rawValue
     }
 
     /// Appends one event; `offset` must be above the previous one's.
     @inline(__always)
-    func add(key: UnsafeRawBufferPointer, offset: Int64, time: Int64, text: UnsafeRawBufferPointer?) {
+    func add(key: UnsafeRawBufferPointer, offset: Int64, time: TimestampNanos, text: UnsafeRawBufferPointer?) {
         precondition(count == 0 || offset > lastOffset, "events go in offset order")
         bytes.reserve(key.count + (text?.count ?? 0) + 40)
         bytes.put(offset &- lastOffset)
-        bytes.put(time &- lastTime)
+        bytes.put(time.rawValue &- lastTime)
         bytes.put(key.count)
         bytes.append(key)
         if event == .session { bytes.put(text != nil) }
@@ -194,7 +194,7 @@ final class EventBundle {
             precondition(event == .session, "rides and tickets always carry their id")
         }
         lastOffset = offset
-        lastTime = time
+        lastTime = time.rawValue
         count += 1
     }
 
@@ -213,7 +213,7 @@ struct EventReader {
     struct Item {
         var key: UnsafeRawBufferPointer
         var offset: Int64
-        var time: Int64
+        var time: TimestampNanos
         var text: UnsafeRawBufferPointer?
     }
 
@@ -258,7 +258,7 @@ struct EventReader {
             var text: UnsafeRawBufferPointer?
             let hasText = event != .session ? true : try r.bool()
             if hasText { text = try r.byteString() }
-            return Item(key: key, offset: offset, time: time, text: text)
+            return Item(key: key, offset: offset, time: TimestampNanos(time), text: text)
         } catch {
             throw RepartitionRecord.Failure(description: error.description)
         }

@@ -4,8 +4,8 @@ import KappaJSON
 
 /// One session: a key's events with no gap longer than `gap` between them.
 public struct Session: Equatable, Sendable {
-    public var start: Int64
-    public var end: Int64
+    public var start: TimestampNanos
+    public var end: TimestampNanos
     public var events: Int64
     /// Counts per event type, in first-seen order (few types; a list beats a hash map).
     public var types: [(String, Int64)]
@@ -17,13 +17,13 @@ public struct Session: Equatable, Sendable {
     }
 
     /// A session of one event.
-    init(time: Int64, type: String?, partition: Int32, offset: Int64) {
+    init(time: TimestampNanos, type: String?, partition: Int32, offset: Int64) {
         self.init(start: time, end: time, events: 1, types: [], lineage: Lineage())
         if let type { count(type: type) }
         lineage.add(partition: partition, offset: offset)
     }
 
-    public init(start: Int64, end: Int64, events: Int64, types: [(String, Int64)], lineage: Lineage) {
+    public init(start: TimestampNanos, end: TimestampNanos, events: Int64, types: [(String, Int64)], lineage: Lineage) {
         self.start = start
         self.end = end
         self.events = events
@@ -36,7 +36,7 @@ public struct Session: Equatable, Sendable {
     }
 
     @inline(__always)
-    mutating func addEvent(time: Int64, type: String?, partition: Int32, offset: Int64) {
+    mutating func addEvent(time: TimestampNanos, type: String?, partition: Int32, offset: Int64) {
         if time < start { start = time }
         if time > end { end = time }
         events += 1
@@ -59,9 +59,9 @@ public struct Session: Equatable, Sendable {
         out.append(contentsOf: "{\"key\":".utf8)
         JSONEscape.appendString(key, to: &out)
         out.append(contentsOf: ",\"session_start\":\"".utf8)
-        TimestampNanos(start).appendDecimalSeconds(to: &out)
+        start.appendDecimalSeconds(to: &out)
         out.append(contentsOf: "\",\"session_end\":\"".utf8)
-        TimestampNanos(end).appendDecimalSeconds(to: &out)
+        end.appendDecimalSeconds(to: &out)
         out.append(contentsOf: "\",\"events\":".utf8)
         appendInteger(events, to: &out)
         out.append(contentsOf: ",\"event_types\":{".utf8)
@@ -90,7 +90,7 @@ public struct Session: Equatable, Sendable {
 public final class Sessionizer {
     public let spec: SessionSpec
     /// The highest watermark sessions were closed at.
-    public private(set) var closedWatermark: Int64?
+    public private(set) var closedWatermark: TimestampNanos?
     /// Events that reached a session already emitted (idle sources only, see above).
     public private(set) var lateAtOwner: Int64 = 0
     private var sessions: [String: [Session]] = [:]  // per key, ascending by start (and end), disjoint
@@ -102,7 +102,7 @@ public final class Sessionizer {
     private var due = Heap<Due>()
 
     private struct Due: Comparable {
-        var bound: Int64
+        var bound: TimestampNanos
         var key: String
         static func < (a: Due, b: Due) -> Bool { (a.bound, a.key) < (b.bound, b.key) }
     }
@@ -112,7 +112,7 @@ public final class Sessionizer {
     /// Folds one on-time event in. False (and counted) only when it could reach a
     /// session already emitted.
     @discardableResult
-    public func add(key: String, time: Int64, type: String?, partition: Int32, offset: Int64) -> Bool {
+    public func add(key: String, time: TimestampNanos, type: String?, partition: Int32, offset: Int64) -> Bool {
         // Sessions emitted at `closed` ended before closed - gap - grace, so only an event
         // before closed - grace can reach one; an on-time event never is (see above).
         if let closed = closedWatermark, time < closed - spec.graceNanos {
@@ -162,7 +162,7 @@ public final class Sessionizer {
 
     /// Emits and forgets every session final at `watermark`, ordered by (end, key) so
     /// that the output does not depend on hashing.
-    public func closeReady(watermark: Int64?, emit: (String, Session) -> Void) {
+    public func closeReady(watermark: TimestampNanos?, emit: (String, Session) -> Void) {
         guard let st = watermark else { return }
         closedWatermark = max(closedWatermark ?? st, st)
         let horizon = st - spec.gapNanos - spec.graceNanos  // final when end < horizon
@@ -196,7 +196,7 @@ public final class Sessionizer {
     }
 
     func encode(into w: ByteWriter) {
-        w.put(closedWatermark.map { TimestampNanos($0) })
+        w.put(closedWatermark)
         w.put(lateAtOwner)
         w.put(sessions.count)
         for key in sessions.keys.sorted() {
@@ -204,8 +204,8 @@ public final class Sessionizer {
             let list = sessions[key]!
             w.put(list.count)
             for s in list {
-                w.put(s.start)
-                w.put(s.end)
+                w.put(s.start.rawValue)
+                w.put(s.end.rawValue)
                 w.put(s.events)
                 w.put(s.types.count)
                 for (t, n) in s.types {
@@ -219,7 +219,7 @@ public final class Sessionizer {
 
     /// Decodes the layout `encode` writes (checkpoint format 2).
     func decode(_ r: inout StateReader) throws(StateReader.Failure) {
-        let closed = try r.timestamp()?.rawValue
+        let closed = try r.timestamp()
         let late = try r.int64()
         try decodeSessions(&r, closedWatermark: closed)
         lateAtOwner = late
@@ -227,7 +227,7 @@ public final class Sessionizer {
 
     /// Decodes the open sessions (format 1 began with the task's stream time and late
     /// count instead of the two counters; the task reads those and calls this).
-    func decodeSessions(_ r: inout StateReader, closedWatermark: Int64?) throws(StateReader.Failure) {
+    func decodeSessions(_ r: inout StateReader, closedWatermark: TimestampNanos?) throws(StateReader.Failure) {
         self.closedWatermark = closedWatermark
         lateAtOwner = 0
         sessions = [:]
@@ -237,7 +237,7 @@ public final class Sessionizer {
             let key = try r.string()
             var list: [Session] = []
             for _ in 0..<(try r.count()) {
-                var s = Session(start: try r.int64(), end: try r.int64(), events: try r.int64(), types: [], lineage: Lineage())
+                var s = Session(start: TimestampNanos(try r.int64()), end: TimestampNanos(try r.int64()), events: try r.int64(), types: [], lineage: Lineage())
                 for _ in 0..<(try r.count(max: 1 << 16)) { s.types.append((try r.string(), try r.int64())) }
                 s.lineage = try Lineage.decode(&r)
                 list.append(s)

@@ -99,7 +99,7 @@ final class RepartitionSender {
     /// being filled for it (a new one when the source or kind changes or it is full).
     @inline(__always)
     func forward(_ event: RepartitionRecord.Event, source: Int32, to partition: Int32, key: UnsafeRawBufferPointer, offset: Int64,
-                 time: Int64, text: UnsafeRawBufferPointer?) {
+                 time: TimestampNanos, text: UnsafeRawBufferPointer?) {
         let p = Int(partition)
         let bundle: EventBundle
         if let b = bundles[p] { bundle = b } else {
@@ -115,7 +115,7 @@ final class RepartitionSender {
 
     private func closeBundle(_ p: Int) {
         guard let b = bundles[p], !b.isEmpty else { return }
-        send(to: Int32(p), key: nil, value: b.finish(), timestamp: TimestampNanos(millis: TimestampNanos(b.firstTime).millis))
+        send(to: Int32(p), key: nil, value: b.finish(), timestamp: TimestampNanos(millis: b.firstTime.millis))
         b.reset()
     }
 

@@ -7,10 +7,10 @@ import KappaCore
 /// `WindowPreAggregator`.
 struct StreamClock: Equatable {
     let graceNanos: Int64
-    private(set) var streamTime: Int64?
+    private(set) var streamTime: TimestampNanos?
     private(set) var lateEvents: Int64 = 0
 
-    init(graceNanos: Int64, streamTime: Int64? = nil, lateEvents: Int64 = 0) {
+    init(graceNanos: Int64, streamTime: TimestampNanos? = nil, lateEvents: Int64 = 0) {
         precondition(graceNanos >= 0)
         self.graceNanos = graceNanos
         self.streamTime = streamTime
@@ -19,10 +19,10 @@ struct StreamClock: Equatable {
 
     /// Advances stream time to `time` if later; false (and counted) when `time` is late.
     @inline(__always)
-    mutating func admit(_ time: Int64) -> Bool {
+    mutating func admit(_ time: TimestampNanos) -> Bool {
         let st = max(streamTime ?? time, time)
         streamTime = st
-        guard time >= st &- graceNanos else {
+        guard time.rawValue >= st.rawValue &- graceNanos else {
             lateEvents += 1
             return false
         }
@@ -43,7 +43,7 @@ struct StreamClock: Equatable {
 /// this owner waits for, ascending.
 struct SourceProgress: Equatable {
     let sources: [Int32]
-    private(set) var streamTimes: [Int64?]
+    private(set) var streamTimes: [TimestampNanos?]
     private(set) var lastSequence: [Int64]
     private(set) var idle: [Bool]
     /// Records dropped as copies of ones already applied.
@@ -80,13 +80,13 @@ struct SourceProgress: Equatable {
         return true
     }
 
-    mutating func observe(slot: Int, streamTime: Int64, idle: Bool) {
+    mutating func observe(slot: Int, streamTime: TimestampNanos, idle: Bool) {
         streamTimes[slot] = max(streamTimes[slot] ?? streamTime, streamTime)
         self.idle[slot] = idle
     }
 
-    var watermark: Int64? {
-        var w: Int64? = nil
+    var watermark: TimestampNanos? {
+        var w: TimestampNanos? = nil
         for i in streamTimes.indices where !idle[i] {
             guard let t = streamTimes[i] else { return nil }
             w = min(w ?? t, t)
@@ -101,7 +101,7 @@ struct SourceProgress: Equatable {
         w.put(sources.count)
         for i in sources.indices {
             w.put(Int64(sources[i]))
-            w.put(streamTimes[i].map { TimestampNanos($0) })
+            w.put(streamTimes[i])
             w.put(lastSequence[i])
             w.put(idle[i])
         }
@@ -115,7 +115,7 @@ struct SourceProgress: Equatable {
         for i in 0..<n {
             let id = try r.int64()
             guard id == Int64(sources[i]) else { throw StateReader.Failure(description: "checkpoint source \(id), the plan's is \(sources[i])") }
-            streamTimes[i] = try r.timestamp()?.rawValue
+            streamTimes[i] = try r.timestamp()
             lastSequence[i] = try r.int64()
             idle[i] = try r.bool()
         }

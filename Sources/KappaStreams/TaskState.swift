@@ -44,7 +44,7 @@ final class TaskState {
     }
 
     struct ReportedWatermark: Equatable {
-        var streamTime: Int64
+        var streamTime: TimestampNanos
         var idle: Bool
     }
 
@@ -65,7 +65,7 @@ final class TaskState {
         /// The last stream time (and idle flag) reported to the owners.
         var reported: ReportedWatermark?
 
-        var streamTime: Int64? { pre?.streamTime ?? clock.streamTime }
+        var streamTime: TimestampNanos? { pre?.streamTime ?? clock.streamTime }
     }
 
     enum Operator {
@@ -172,12 +172,12 @@ final class TaskState {
             w.put(s.input)
             w.put(s.topic)
             w.put(s.position.rawValue)
-            w.put(s.clock.streamTime.map { TimestampNanos($0) })
+            w.put(s.clock.streamTime)
             w.put(s.clock.lateEvents)
             w.put(s.idle)
             w.put(s.reported != nil)
             if let r = s.reported {
-                w.put(r.streamTime)
+                w.put(r.streamTime.rawValue)
                 w.put(r.idle)
             }
         }
@@ -237,9 +237,9 @@ final class TaskState {
                 throw StateReader.Failure(description: "source \(i) is \(topic), expected \(sources[i].topic)")
             }
             sources[i].position = Offset(try r.int64())
-            sources[i].clock = StreamClock(graceNanos: sources[i].clock.graceNanos, streamTime: try r.timestamp()?.rawValue, lateEvents: try r.int64())
+            sources[i].clock = StreamClock(graceNanos: sources[i].clock.graceNanos, streamTime: try r.timestamp(), lateEvents: try r.int64())
             sources[i].idle = try r.bool()
-            if try r.bool() { sources[i].reported = ReportedWatermark(streamTime: try r.int64(), idle: try r.bool()) }
+            if try r.bool() { sources[i].reported = ReportedWatermark(streamTime: TimestampNanos(try r.int64()), idle: try r.bool()) }
         }
         try decodeRepartitionPosition(&r)
         let ends = OutputEnds(output: Offset(try r.int64()), late: Offset(try r.int64()), deadLetter: Offset(try r.int64()))
@@ -286,7 +286,7 @@ final class TaskState {
         deadLetters = try r.int64()
         lateWritten = try r.int64()
         var reported: ReportedWatermark?
-        if try r.bool() { reported = ReportedWatermark(streamTime: try r.int64(), idle: try r.bool()) }
+        if try r.bool() { reported = ReportedWatermark(streamTime: TimestampNanos(try r.int64()), idle: try r.bool()) }
         func single() throws(StateReader.Failure) {
             guard sources.count == 1 else {
                 throw StateReader.Failure(description: "a format-1 checkpoint of a \(definition.kind) job with several inputs cannot be split per input; compute a new version with `kappa replay JOB.yaml`")
@@ -311,7 +311,7 @@ final class TaskState {
             sources[0].reported = reported
         case .session(let s):
             try single()
-            let st = try r.timestamp()?.rawValue
+            let st = try r.timestamp()
             let lateEvents = try r.int64()
             try s.decodeSessions(&r, closedWatermark: st)
             sources[0].clock = StreamClock(graceNanos: sources[0].clock.graceNanos, streamTime: st, lateEvents: lateEvents)
@@ -338,7 +338,7 @@ final class TaskState {
 
     /// What `jobs describe` shows of this task.
     func status() -> TaskStatus {
-        func ts(_ v: Int64?) -> String? { v.map { TimestampNanos($0).decimalSeconds } }
+        func ts(_ v: TimestampNanos?) -> String? { v?.decimalSeconds }
         var offsets: [String: Int64] = [:]
         for s in sources { offsets[s.topic] = s.position.rawValue }
         var waited: [TaskStatus.Source] = []
@@ -376,12 +376,12 @@ final class TaskState {
         switch op {
         case .window(let merger):
             return merger.openResults().map {
-                ResultReader.Row(identity: ResultReader.identity($0.key, TimestampNanos($0.windowStart)), key: $0.key,
+                ResultReader.Row(identity: ResultReader.identity($0.key, $0.windowStart), key: $0.key,
                                  json: $0.json(merger.spec, fields: merger.spec.fields), rideId: nil)
             }
         case .session(let s):
             return s.openResults().map {
-                ResultReader.Row(identity: ResultReader.identity($0.0, TimestampNanos($0.1.start)), key: $0.0, json: $0.1.json(key: $0.0), rideId: nil)
+                ResultReader.Row(identity: ResultReader.identity($0.0, $0.1.start), key: $0.0, json: $0.1.json(key: $0.0), rideId: nil)
             }
         case .match(let m):
             return m.openResults().map { ResultReader.Row(identity: $0.ticketId, key: $0.ticketId, json: $0.json(), rideId: $0.rideId) }

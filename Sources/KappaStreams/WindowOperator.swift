@@ -7,7 +7,7 @@ import KappaJSON
 /// contributions, so the second stage drops the copies a restarted first stage re-sends.
 public struct Contribution: Equatable, Sendable {
     public var key: String
-    public var windowStart: Int64
+    public var windowStart: TimestampNanos
     public var state: AggregateState
     public var lineage: Lineage
     public var source: Int32
@@ -23,7 +23,7 @@ public struct Contribution: Equatable, Sendable {
 public final class WindowPreAggregator {
     public let spec: WindowSpec
     public let source: Int32
-    public private(set) var streamTime: Int64?
+    public private(set) var streamTime: TimestampNanos?
     public private(set) var sequence: Int64 = 0
     public private(set) var lateEvents: Int64 = 0
     /// The partials of one window start at this source, by interned key.
@@ -32,11 +32,11 @@ public final class WindowPreAggregator {
         var states: [AggregateState] = []
         var lineages: [Lineage] = []
     }
-    private var windows: [Int64: OpenWindow] = [:]
-    private var openStarts: [Int64] = []  // ascending
+    private var windows: [TimestampNanos: OpenWindow] = [:]
+    private var openStarts: [TimestampNanos] = []  // ascending
     // Consecutive events mostly share a window. Unretained: `windows` owns it, and the
     // cache is cleared whenever a window leaves `windows`.
-    private var recentStart: Int64 = .min
+    private var recentStart = TimestampNanos(.min)
     private var recentWindow: Unmanaged<OpenWindow>?
     private let fieldCount: Int
 
@@ -48,22 +48,22 @@ public final class WindowPreAggregator {
 
     /// Folds one event in. Returns false when it is late: at least one of its windows
     /// had already closed (it still counts toward the windows that are open).
-    public func add(key: String, time: Int64, values: UnsafeBufferPointer<Decimal9?>, partition: Int32, offset: Int64,
+    public func add(key: String, time: TimestampNanos, values: UnsafeBufferPointer<Decimal9?>, partition: Int32, offset: Int64,
                     emit: (Contribution) -> Void) -> Bool {
         var k = key
         return k.withUTF8 { add(key: UnsafeRawBufferPointer($0), time: time, values: values, partition: partition, offset: offset, emit: emit) }
     }
 
     /// `add` with the key's UTF-8 bytes as they lie in the record: the hot path.
-    public func add(key: UnsafeRawBufferPointer, time: Int64, values: UnsafeBufferPointer<Decimal9?>, partition: Int32, offset: Int64,
+    public func add(key: UnsafeRawBufferPointer, time: TimestampNanos, values: UnsafeBufferPointer<Decimal9?>, partition: Int32, offset: Int64,
                     emit: (Contribution) -> Void) -> Bool {
         let st = max(streamTime ?? time, time)
         streamTime = st
         var late = false
         // Every window containing `time`, newest first, without building a list.
-        var start = WindowMath.lastStart(containing: time, advance: spec.advanceNanos)
+        var start = TimestampNanos(WindowMath.lastStart(containing: time.rawValue, advance: spec.advanceNanos))
         while start > time - spec.sizeNanos {
-            defer { start -= spec.advanceNanos }
+            defer { start = start - spec.advanceNanos }
             if start + spec.sizeNanos + spec.graceNanos <= st {
                 late = true
                 continue
@@ -94,7 +94,7 @@ public final class WindowPreAggregator {
     }
 
     @inline(__always)
-    private func window(_ start: Int64) -> Unmanaged<OpenWindow> {
+    private func window(_ start: TimestampNanos) -> Unmanaged<OpenWindow> {
         if recentStart == start, let r = recentWindow { return r }
         let w: OpenWindow
         if let found = windows[start] {
@@ -145,13 +145,13 @@ public final class WindowPreAggregator {
     }
 
     func encode(into w: ByteWriter) {
-        w.put(streamTime.map { TimestampNanos($0) })
+        w.put(streamTime)
         w.put(sequence)
         w.put(lateEvents)
         w.put(openStarts.count)
         for start in openStarts {
             let window = windows[start]!
-            w.put(start)
+            w.put(start.rawValue)
             w.put(window.states.count)
             for id in Self.idsByKey(window) {
                 w.put(window.keys.keys[id])
@@ -162,14 +162,14 @@ public final class WindowPreAggregator {
     }
 
     func decode(_ r: inout StateReader) throws(StateReader.Failure) {
-        streamTime = try r.timestamp()?.rawValue
+        streamTime = try r.timestamp()
         sequence = try r.int64()
         lateEvents = try r.int64()
         windows = [:]
         openStarts = []
         recentWindow = nil
         for _ in 0..<(try r.count()) {
-            let start = try r.int64()
+            let start = TimestampNanos(try r.int64())
             guard windows[start] == nil, openStarts.last.map({ $0 < start }) ?? true else {
                 throw StateReader.Failure(description: "window starts out of order at \(start)")
             }
@@ -191,8 +191,8 @@ public final class WindowPreAggregator {
 /// A final (or, with `emit: updates`, current) window result.
 public struct WindowResult: Equatable, Sendable {
     public var key: String
-    public var windowStart: Int64
-    public var windowEnd: Int64
+    public var windowStart: TimestampNanos
+    public var windowEnd: TimestampNanos
     public var state: AggregateState
     public var lineage: Lineage
     public var final: Bool
@@ -204,9 +204,9 @@ public struct WindowResult: Equatable, Sendable {
         out.append(contentsOf: "{\"key\":".utf8)
         JSONEscape.appendString(key, to: &out)
         out.append(contentsOf: ",\"window_start\":\"".utf8)
-        TimestampNanos(windowStart).appendDecimalSeconds(to: &out)
+        windowStart.appendDecimalSeconds(to: &out)
         out.append(contentsOf: "\",\"window_end\":\"".utf8)
-        TimestampNanos(windowEnd).appendDecimalSeconds(to: &out)
+        windowEnd.appendDecimalSeconds(to: &out)
         out.append(UInt8(ascii: "\""))
         state.appendJSON(spec.aggregates, fields: fields, to: &out)
         out.append(UInt8(ascii: "}"))
@@ -222,12 +222,12 @@ public struct WindowResult: Equatable, Sendable {
 /// source partition was read, so a replay equals the live run.
 public final class WindowMerger {
     public let spec: WindowSpec
-    private var windows: [Int64: [String: (AggregateState, Lineage)]] = [:]
-    private var starts: [Int64] = []
+    private var windows: [TimestampNanos: [String: (AggregateState, Lineage)]] = [:]
+    private var starts: [TimestampNanos] = []
     /// Contributions that arrived for a window already final (idle sources only).
     public private(set) var lateContributions: Int64 = 0
     /// The highest watermark windows were closed at.
-    private var closedWatermark: Int64?
+    private var closedWatermark: TimestampNanos?
     private let fieldCount: Int
 
     public init(spec: WindowSpec) {
@@ -260,7 +260,7 @@ public final class WindowMerger {
     }
 
     /// Emits (final mode) and forgets every window `watermark` has closed.
-    public func closeReady(watermark: Int64?, emit: (WindowResult) -> Void) {
+    public func closeReady(watermark: TimestampNanos?, emit: (WindowResult) -> Void) {
         guard let w = watermark else { return }
         closedWatermark = max(closedWatermark ?? w, w)
         while let start = starts.first, start + spec.sizeNanos + spec.graceNanos <= w {
@@ -290,7 +290,7 @@ public final class WindowMerger {
     /// Checkpoint format 2: counters, then the open windows by start, keys in order.
     func encode(into w: ByteWriter) {
         w.put(lateContributions)
-        w.put(closedWatermark.map { TimestampNanos($0) })
+        w.put(closedWatermark)
         encodeWindows(into: w)
     }
 
@@ -298,7 +298,7 @@ public final class WindowMerger {
         w.put(starts.count)
         for start in starts {
             let keys = windows[start]!
-            w.put(start)
+            w.put(start.rawValue)
             w.put(keys.count)
             for key in keys.keys.sorted() {
                 w.put(key)
@@ -310,14 +310,14 @@ public final class WindowMerger {
 
     func decode(_ r: inout StateReader) throws(StateReader.Failure) {
         lateContributions = try r.int64()
-        closedWatermark = try r.timestamp()?.rawValue
+        closedWatermark = try r.timestamp()
         try decodeWindows(&r)
     }
 
     /// Format 1 kept the sources' stream times and sequences here; they now live in the
     /// task's `SourceProgress`, filled from what this returns.
     struct LegacySources {
-        var streamTimes: [Int64?]
+        var streamTimes: [TimestampNanos?]
         var lastSequence: [Int64]
         var duplicates: Int64
     }
@@ -325,11 +325,11 @@ public final class WindowMerger {
     func decodeLegacy(_ r: inout StateReader) throws(StateReader.Failure) -> LegacySources {
         let n = try r.count(max: 1 << 20)
         var out = LegacySources(streamTimes: [], lastSequence: [], duplicates: 0)
-        for _ in 0..<n { out.streamTimes.append(try r.timestamp()?.rawValue) }
+        for _ in 0..<n { out.streamTimes.append(try r.timestamp()) }
         for _ in 0..<n { out.lastSequence.append(try r.int64()) }
         out.duplicates = try r.int64()
         lateContributions = try r.int64()
-        closedWatermark = try r.timestamp()?.rawValue
+        closedWatermark = try r.timestamp()
         try decodeWindows(&r)
         return out
     }
@@ -338,7 +338,7 @@ public final class WindowMerger {
         windows = [:]
         starts = []
         for _ in 0..<(try r.count()) {
-            let start = try r.int64()
+            let start = TimestampNanos(try r.int64())
             guard windows[start] == nil, starts.last.map({ $0 < start }) ?? true else {
                 throw StateReader.Failure(description: "window starts out of order at \(start)")
             }

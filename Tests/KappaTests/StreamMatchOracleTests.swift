@@ -78,8 +78,8 @@ enum MatchData {
         var out: [String: MatchResult] = [:]
         for t in tickets {
             let best = (byUser[t.user] ?? []).filter { $0.time <= t.time }.max { ($0.time, $0.offset) < ($1.time, $1.offset) }
-            out[t.id] = MatchResult(ticketId: t.id, user: t.user, ticketTime: t.time, ticketPartition: 0, ticketOffset: t.offset, rideId: best?.id,
-                                    rideTime: best?.time, ridePartition: best.map { _ in 0 }, rideOffset: best?.offset, final: true)
+            out[t.id] = MatchResult(ticketId: t.id, user: t.user, ticketTime: TimestampNanos(t.time), ticketPartition: 0, ticketOffset: t.offset, rideId: best?.id,
+                                    rideTime: best.map { TimestampNanos($0.time) }, ridePartition: best.map { _ in 0 }, rideOffset: best?.offset, final: true)
         }
         return out
     }
@@ -149,7 +149,7 @@ enum MatchData {
         for id in Set(got.keys).subtracting(oracle.keys).sorted() { problems.append("\(id) emitted, not in the oracle") }
         for (id, o) in oracle {
             guard let g = got[id], g != o else { continue }
-            problems.append("\(id) (\(o.user) @\(TimestampNanos(o.ticketTime))): got ride \(g.rideId ?? "nil")@\(g.rideTime.map { "\(TimestampNanos($0))" } ?? "-") want \(o.rideId ?? "nil")@\(o.rideTime.map { "\(TimestampNanos($0))" } ?? "-")")
+            problems.append("\(id) (\(o.user) @\(o.ticketTime)): got ride \(g.rideId ?? "nil")@\(g.rideTime.map { "\($0)" } ?? "-") want \(o.rideId ?? "nil")@\(o.rideTime.map { "\($0)" } ?? "-")")
         }
         #expect(problems.isEmpty, "\(context): \(problems.count) problems: \(problems.sorted().prefix(5))")
     }
@@ -211,7 +211,7 @@ enum MatchData {
         let got = Dictionary(uniqueKeysWithValues: out.map { ($0.ticketId, $0) })
         #expect(got.count == 3)
         #expect(got["t0"]?.rideId == nil && got["t0"]?.rideTime == nil)
-        #expect(got["t1"]?.rideId == "r2" && got["t1"]?.rideTime == b + 5 * mi && got["t1"]?.rideOffset == 2)
+        #expect(got["t1"]?.rideId == "r2" && got["t1"]?.rideTime == TimestampNanos(b + 5 * mi) && got["t1"]?.rideOffset == 2)
         #expect(got["t2"]?.rideId == "r0")
         #expect(out.map(\.ticketId) == ["t0", "t2", "t1"], "ordered by ticket time")
         if let t0 = got["t0"] {

@@ -27,8 +27,8 @@ struct OracleSession: Equatable, CustomStringConvertible {
     }
 
     init(_ s: Session) {
-        start = s.start
-        end = s.end
+        start = s.start.rawValue
+        end = s.end.rawValue
         events = s.events
         types = Dictionary(s.types, uniquingKeysWith: +)
     }
@@ -134,7 +134,7 @@ enum SessionData {
         let st = s.streamTime!
         var emitted: [(String, Session)] = []
         s.closeReady { emitted.append(($0, $1)) }
-        for (k, x) in emitted where !(st > x.end + s.spec.gapNanos + s.spec.graceNanos) {
+        for (k, x) in emitted where !(st > x.end.rawValue + s.spec.gapNanos + s.spec.graceNanos) {
             run.early.append("\(k) \(OracleSession(x)) at stream time \(TimestampNanos(st))")
         }
         run.emitted += emitted
@@ -214,8 +214,8 @@ enum SessionData {
         #expect(s.add(key: "c", time: b + 2 * gap + grace + 1, type: nil, partition: 0, offset: 6))
         s.closeReady { out.append(($0, $1)) }
         #expect(out.count == 1)
-        let first = try #require(out.first { $0.0 == "a" && $0.1.start == b })
-        #expect(first.1.end == b + gap && first.1.events == 3)
+        let first = try #require(out.first { $0.0 == "a" && $0.1.start == TimestampNanos(b) })
+        #expect(first.1.end == TimestampNanos(b + gap) && first.1.events == 3)
         #expect(OracleSession(first.1).types == ["login": 1, "screen_view": 1])
         #expect(String(decoding: first.1.json(key: "a"), as: UTF8.self)
                 == "{\"key\":\"a\",\"session_start\":\"1457740800\",\"session_end\":\"1457742600\",\"events\":3,\"event_types\":{\"login\":1,\"screen_view\":1}}")

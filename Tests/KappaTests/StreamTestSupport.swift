@@ -231,7 +231,7 @@ enum WindowData {
     /// Differences between one result and the oracle (empty when equal).
     static func diff(_ r: WindowResult, _ o: OracleAgg, spec: WindowSpec) -> [String] {
         var out: [String] = []
-        let k = WinKey(key: r.key, start: r.windowStart)
+        let k = WinKey(key: r.key, start: r.windowStart.rawValue)
         if r.windowEnd != r.windowStart + spec.sizeNanos { out.append("\(k): window_end \(r.windowEnd)") }
         if r.state.count != o.count { out.append("\(k): count \(r.state.count) != \(o.count)") }
         for i in 0..<spec.fields.count {
@@ -258,7 +258,7 @@ enum WindowData {
         var seen: [WinKey: WindowResult] = [:]
         var problems: [String] = []
         for r in results where r.key != StreamFx.sentinelKey {
-            let k = WinKey(key: r.key, start: r.windowStart)
+            let k = WinKey(key: r.key, start: r.windowStart.rawValue)
             if !lastWins && seen[k] != nil { problems.append("\(k) emitted twice") }
             if r.final == lastWins { problems.append("\(k) final=\(r.final) in \(lastWins ? "updates" : "final") mode") }
             seen[k] = r
@@ -314,7 +314,7 @@ final class WindowPipeline {
         let pre = pres[source]
         for e in events {
             let ok = e.values.withUnsafeBufferPointer { vals in
-                pre.add(key: e.key, time: e.time, values: vals, partition: Int32(source), offset: e.offset) { route($0) }
+                pre.add(key: e.key, time: TimestampNanos(e.time), values: vals, partition: Int32(source), offset: e.offset) { route($0) }
             }
             onTime[e.id] = ok
         }
@@ -351,14 +351,14 @@ final class DirectSessions {
     }
 
     var spec: SessionSpec { s.spec }
-    var streamTime: Int64? { clock.streamTime }
+    var streamTime: Int64? { clock.streamTime?.rawValue }
     var lateEvents: Int64 { clock.lateEvents }
     var openSessions: Int { s.openSessions }
 
     /// False (and nothing added) when the event is late.
     func add(key: String, time: Int64, type: String?, partition: Int32, offset: Int64) -> Bool {
-        guard clock.admit(time) else { return false }
-        #expect(s.add(key: key, time: time, type: type, partition: partition, offset: offset), "an on-time event of a direct source never reaches an emitted session")
+        guard clock.admit(TimestampNanos(time)) else { return false }
+        #expect(s.add(key: key, time: TimestampNanos(time), type: type, partition: partition, offset: offset), "an on-time event of a direct source never reaches an emitted session")
         return true
     }
 
@@ -367,13 +367,13 @@ final class DirectSessions {
     func openResults() -> [(String, Session)] { s.openResults() }
 
     func encode(into w: ByteWriter) {
-        w.put(clock.streamTime.map { TimestampNanos($0) })
+        w.put(clock.streamTime)
         w.put(clock.lateEvents)
         s.encode(into: w)
     }
 
     func decode(_ r: inout StateReader) throws(StateReader.Failure) {
-        clock = StreamClock(graceNanos: clock.graceNanos, streamTime: try r.timestamp()?.rawValue, lateEvents: try r.int64())
+        clock = StreamClock(graceNanos: clock.graceNanos, streamTime: try r.timestamp(), lateEvents: try r.int64())
         try s.decode(&r)
     }
 }
@@ -393,8 +393,8 @@ final class DirectMatcher {
     }
 
     var spec: MatchSpec { m.spec }
-    var ridesStreamTime: Int64? { rides.streamTime }
-    var ticketsStreamTime: Int64? { tickets.streamTime }
+    var ridesStreamTime: Int64? { rides.streamTime?.rawValue }
+    var ticketsStreamTime: Int64? { tickets.streamTime?.rawValue }
     var lateRides: Int64 { rides.lateEvents }
     var lateTickets: Int64 { tickets.lateEvents }
     var stateSize: (rides: Int, pendingTickets: Int) { m.stateSize }
@@ -405,16 +405,16 @@ final class DirectMatcher {
     }
 
     func addRide(user: String, id: String, time: Int64, offset: Int64) -> Bool {
-        guard rides.admit(time) else { return false }
+        guard rides.admit(TimestampNanos(time)) else { return false }
         refresh()
-        m.addRide(user: user, id: id, time: time, offset: offset)
+        m.addRide(user: user, id: id, time: TimestampNanos(time), offset: offset)
         return true
     }
 
     func addTicket(user: String, id: String, time: Int64, offset: Int64) -> Bool {
-        guard tickets.admit(time) else { return false }
+        guard tickets.admit(TimestampNanos(time)) else { return false }
         refresh()
-        m.addTicket(user: user, id: id, time: time, offset: offset)
+        m.addTicket(user: user, id: id, time: TimestampNanos(time), offset: offset)
         return true
     }
 
@@ -427,15 +427,15 @@ final class DirectMatcher {
 
     func encode(into w: ByteWriter) {
         for c in [rides, tickets] {
-            w.put(c.streamTime.map { TimestampNanos($0) })
+            w.put(c.streamTime)
             w.put(c.lateEvents)
         }
         m.encode(into: w)
     }
 
     func decode(_ r: inout StateReader) throws(StateReader.Failure) {
-        rides = StreamClock(graceNanos: rides.graceNanos, streamTime: try r.timestamp()?.rawValue, lateEvents: try r.int64())
-        tickets = StreamClock(graceNanos: tickets.graceNanos, streamTime: try r.timestamp()?.rawValue, lateEvents: try r.int64())
+        rides = StreamClock(graceNanos: rides.graceNanos, streamTime: try r.timestamp(), lateEvents: try r.int64())
+        tickets = StreamClock(graceNanos: tickets.graceNanos, streamTime: try r.timestamp(), lateEvents: try r.int64())
         try m.decode(&r)
     }
 }
@@ -497,7 +497,7 @@ extension Array where Element == WindowEvent {
 }
 
 extension WindowResult {
-    var sortKey: WinKey { WinKey(key: key, start: windowStart) }
+    var sortKey: WinKey { WinKey(key: key, start: windowStart.rawValue) }
 }
 
 // MARK: - Checkpoint helpers

@@ -107,7 +107,7 @@ import KappaTesting
         p.feed(source: 0, [ev(6, "b", b + h + spec.graceNanos, 1)])
         try #require(p.finals.count == 1)
         let r = p.finals[0]
-        #expect(r.key == "a" && r.windowStart == b && r.windowEnd == b + h && r.final)
+        #expect(r.key == "a" && r.windowStart == TimestampNanos(b) && r.windowEnd == TimestampNanos(b + h) && r.final)
         #expect(r.state.count == 3)
         #expect(r.state.sums[0] == Decimal9(integer: 60))
         #expect(r.state.mins[0] == Decimal9(integer: 10) && r.state.maxs[0] == Decimal9(integer: 30))
@@ -117,11 +117,11 @@ import KappaTesting
         #expect(p.onTime[7] == false)
         #expect(p.totalLate == 1)
         p.finish()
-        let a2 = p.finals.filter { $0.key == "a" && $0.windowStart == b + h }
+        let a2 = p.finals.filter { $0.key == "a" && $0.windowStart == TimestampNanos(b + h) }
         #expect(a2.count == 1)
         #expect(a2.first?.state.count == 2)
         #expect(a2.first?.state.fieldCounts[0] == 1)  // one null fare
-        #expect(p.finals.filter { $0.key == "a" && $0.windowStart == b }.count == 1)
+        #expect(p.finals.filter { $0.key == "a" && $0.windowStart == TimestampNanos(b) }.count == 1)
         let json = String(decoding: p.finals.first { $0.key == "b" }!.json(spec, fields: spec.fields), as: UTF8.self)
         #expect(json == "{\"key\":\"b\",\"window_start\":\"1457744400\",\"window_end\":\"1457748000\",\"count\":2,\"sum_fare\":2,\"min_fare\":1,\"max_fare\":1,\"avg_fare\":1,\"sum_tip\":0,\"avg_tip\":null,\"max_tip\":null}")
     }
@@ -130,7 +130,7 @@ import KappaTesting
     @Test func keysAreEscapedInJSON() {
         let spec = WindowSpec(key: "city", time: "time_utc", sizeNanos: StreamFx.hour, graceNanos: 0,
                               aggregates: [AggregateSpec(kind: .count, field: nil)], emit: .final)
-        let r = WindowResult(key: "a\"b\\c\nd\u{1}é", windowStart: -StreamFx.hour, windowEnd: 0, state: AggregateState(fields: 0),
+        let r = WindowResult(key: "a\"b\\c\nd\u{1}é", windowStart: TimestampNanos(-StreamFx.hour), windowEnd: TimestampNanos(0), state: AggregateState(fields: 0),
                              lineage: Lineage(), final: true)
         #expect(String(decoding: r.json(spec, fields: []), as: UTF8.self)
                 == #"{"key":"a\"b\\c\nd\u0001é","window_start":"-3600","window_end":"0","count":0}"#)
@@ -298,24 +298,24 @@ import KappaTesting
             for _ in 0..<count { vals.withUnsafeBufferPointer { st.add($0) } }
             var l = Lineage()
             l.add(partition: source, offset: seq)
-            return Contribution(key: "a", windowStart: b, state: st, lineage: l, source: source, sequence: seq)
+            return Contribution(key: "a", windowStart: TimestampNanos(b), state: st, lineage: l, source: source, sequence: seq)
         }
         let m = WindowMerger(spec: spec)
         var progress = SourceProgress(sources: [0, 1])
         var finals: [WindowResult] = []
-        progress.observe(slot: 1, streamTime: b, idle: true)
+        progress.observe(slot: 1, streamTime: TimestampNanos(b), idle: true)
         #expect(m.apply(partial(0, 1, count: 2)) == nil)
-        progress.observe(slot: 0, streamTime: b + h + spec.graceNanos, idle: false)
+        progress.observe(slot: 0, streamTime: TimestampNanos(b + h + spec.graceNanos), idle: false)
         m.closeReady(watermark: progress.watermark) { finals.append($0) }
         #expect(finals.count == 1 && finals.first?.state.count == 2)
         // Source 1 wakes up, behind, with its partial of the same window.
-        progress.observe(slot: 1, streamTime: b + 40 * StreamFx.minute, idle: false)
+        progress.observe(slot: 1, streamTime: TimestampNanos(b + 40 * StreamFx.minute), idle: false)
         _ = m.apply(partial(1, 1, count: 1))
         #expect(m.lateContributions == 1)
-        progress.observe(slot: 1, streamTime: b + 2 * h + spec.graceNanos, idle: false)
-        progress.observe(slot: 0, streamTime: b + 2 * h + spec.graceNanos, idle: false)
+        progress.observe(slot: 1, streamTime: TimestampNanos(b + 2 * h + spec.graceNanos), idle: false)
+        progress.observe(slot: 0, streamTime: TimestampNanos(b + 2 * h + spec.graceNanos), idle: false)
         m.closeReady(watermark: progress.watermark) { finals.append($0) }
-        let forWindow = finals.filter { $0.key == "a" && $0.windowStart == b }
+        let forWindow = finals.filter { $0.key == "a" && $0.windowStart == TimestampNanos(b) }
         #expect(forWindow.count == 1, "(a, \(b)) finalised \(forWindow.count) times, counts \(forWindow.map(\.state.count))")
     }
 }
