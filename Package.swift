@@ -1,6 +1,6 @@
 // swift-tools-version: 6.1
 // Kappa: a Kappa-architecture stream processor. Dependencies point one way:
-// CLI → Groups → Log → Format → Core; JSON (simdjson shim) sits beside Format.
+// CLI → Server → Streams/Groups → Log → Format → Core; JSON (simdjson shim) sits beside Format.
 import PackageDescription
 
 // Hot-path modules run without dynamic exclusivity checks in release builds: profiling
@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
     ],
     targets: [
         // System and native code: liblz4 (Debian liblz4-dev), CRC-32C with the hardware
@@ -48,10 +49,22 @@ let package = Package(
             ],
             swiftSettings: fast
         ),
+        // `kappa serve`: the Kafka wire protocol over the log (SwiftNIO).
+        .target(
+            name: "KappaServer",
+            dependencies: [
+                "KappaCore", "KappaFormat", "KappaLog", "KappaGroups", "KappaStreams",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: fast
+        ),
         .target(
             name: "KappaCLI",
             dependencies: [
-                "KappaCore", "KappaFormat", "KappaJSON", "KappaLog", "KappaGroups", "KappaStreams", "RebuGenerator",
+                "KappaCore", "KappaFormat", "KappaJSON", "KappaLog", "KappaGroups", "KappaStreams", "KappaServer", "RebuGenerator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -67,8 +80,9 @@ let package = Package(
         .testTarget(
             name: "KappaTests",
             dependencies: [
-                "KappaCore", "KappaFormat", "KappaJSON", "KappaLog", "KappaGroups", "KappaStreams", "KappaTesting",
+                "KappaCore", "KappaFormat", "KappaJSON", "KappaLog", "KappaGroups", "KappaStreams", "KappaServer", "KappaTesting",
                 "RebuGenerator", "kappa",
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
     ],

@@ -1,0 +1,86 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import KappaCore
+
+/// Tells the broker when a partition directory changes (a batch appended or a segment
+/// created by another process, a committed marker replaced), so a fetch waiting for data
+/// is answered within a millisecond of an append it did not make, as `consume --follow`
+/// is. One inotify descriptor read by one thread of its own; the watch table belongs to
+/// the broker's loop, which is the only caller of `watch` and `keys(for:)`; the thread
+/// only passes watch descriptors on through `deliver`.
+///
+/// Where inotify is unavailable, fetches are still answered at their deadline.
+final class TailNotifier: @unchecked Sendable {
+    private let fd: Int32
+    private var stopPipe: [Int32] = [-1, -1]
+    private var watches: [Int32: TopicPartition] = [:]
+    private var watched: Set<String> = []
+    private var thread: Thread?
+
+    init() throws(KappaError) {
+        #if canImport(Glibc)
+        fd = inotify_init1(Int32(IN_CLOEXEC))
+        #else
+        fd = -1
+        #endif
+        guard pipe(&stopPipe) == 0 else { throw KappaError.io("pipe", path: "(notifier)", errno: errno) }
+    }
+
+    deinit {
+        if fd >= 0 { close(fd) }
+        for p in stopPipe where p >= 0 { close(p) }
+    }
+
+    /// Starts the reading thread; `deliver` gets the watch descriptors that fired, on that
+    /// thread (it must hop to the broker's loop).
+    func start(deliver: @escaping @Sendable ([Int32]) -> Void) {
+        guard fd >= 0 else { return }
+        let fd = fd
+        let stop = stopPipe[0]
+        let t = Thread {
+            var buf = [UInt8](repeating: 0, count: 64 << 10)
+            var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: stop, events: Int16(POLLIN), revents: 0)]
+            while true {
+                let r = poll(&fds, 2, -1)
+                if r < 0 && errno == EINTR { continue }
+                if r <= 0 || fds[1].revents != 0 { return }
+                let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                guard n > 0 else { continue }
+                var wds = Set<Int32>()
+                var i = 0
+                buf.withUnsafeBytes { raw in
+                    // struct inotify_event { int wd; uint32 mask, cookie, len; char name[len]; }
+                    while i + 16 <= n {
+                        wds.insert(raw.loadUnaligned(fromByteOffset: i, as: Int32.self))
+                        i += 16 + Int(raw.loadUnaligned(fromByteOffset: i + 12, as: UInt32.self))
+                    }
+                }
+                deliver(Array(wds))
+            }
+        }
+        t.name = "kappa-serve-inotify"
+        t.start()
+        thread = t
+    }
+
+    /// Watches a partition directory (once). Broker loop only.
+    func watch(_ path: String, key: TopicPartition) {
+        #if canImport(Glibc)
+        guard fd >= 0, !watched.contains(path) else { return }
+        let wd = inotify_add_watch(fd, path, UInt32(IN_MODIFY | IN_CREATE | IN_MOVED_TO))
+        guard wd >= 0 else { return }
+        watched.insert(path)
+        watches[wd] = key
+        #endif
+    }
+
+    /// The partitions behind watch descriptors. Broker loop only.
+    func keys(for wds: [Int32]) -> [TopicPartition] { wds.compactMap { watches[$0] } }
+
+    func stop() {
+        var b: UInt8 = 1
+        _ = write(stopPipe[1], &b, 1)
+    }
+}
