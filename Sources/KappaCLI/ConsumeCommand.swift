@@ -184,11 +184,12 @@ final class ConsumeSession {
         while out.buffer.count < StdoutWriter.flushBytes, remaining > 0, let batch = try nextBatch(&cursor) {
             progressed = true
             if batch.header.nextOffset <= cursor.position || batch.header.isControl { continue }
+            let fromKafkaClient = TopicConfig.cameFromKafkaClient(batch.bytes)
             do throws(BatchDecodeError) {
                 var records = try RecordBatchDecoder.records(of: batch.bytes, header: batch.header, codec: codec, scratch: scratch)
                 while let record = try records.next() {
                     if record.offset < cursor.position { continue }
-                    printer.append(record, topic: tp, to: out.buffer)
+                    printer.append(record, topic: tp, fromKafkaClient: fromKafkaClient, to: out.buffer)
                     cursor.position = record.offset + 1
                     printed += 1
                     if remaining == 0 { break }

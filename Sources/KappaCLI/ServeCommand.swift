@@ -25,6 +25,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "always | interval | never: when appended batches are fsynced (acks 1 and -1 are answered once written).") var fsync: String = "interval"
     @Option(name: .customLong("auto-create-topics"), help: "on | off: create a missing topic when a Kafka client asks for it (Kafka's default: on).") var autoCreateTopics: String = "on"
     @Option(name: .customLong("default-partitions"), help: "Partitions of topics created on first use or without a count.") var defaultPartitions: Int32 = 1
+    @Option(name: .customLong("log-level"), help: "trace | debug | info | notice | warning | error (trace logs every request's API and version).") var logLevel: String = "info"
     @Option(name: .customLong("group-initial-rebalance-delay"), help: "How long a forming consumer group waits for more members (Kafka: 3s).") var groupInitialRebalanceDelay: String = "3s"
 
     func validate() throws {
@@ -37,6 +38,7 @@ struct ServeCommand: AsyncParsableCommand {
         guard Duration.parseMillis(groupInitialRebalanceDelay) != nil || groupInitialRebalanceDelay == "0" else {
             throw ValidationError("--group-initial-rebalance-delay must be a duration like 0ms, 500ms, 3s")
         }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be trace, debug, info, notice, warning or error") }
         try runReportingErrors { try options().validate() }
     }
 
@@ -69,7 +71,8 @@ struct ServeCommand: AsyncParsableCommand {
             guard FS.isDirectory(dir.root) || (try? FS.makeDirectories(dir.root)) != nil else {
                 throw KappaError(.notFound, "data directory cannot be created", path: dir.root)
             }
-            let logger = Logger(label: "kappa.serve")
+            var logger = Logger(label: "kappa.serve")
+            logger.logLevel = Logger.Level(rawValue: logLevel)!
             let server = KafkaServer(directory: dir, options: try options(), logger: logger) { address in
                 Stderr.line("listening on \(address) (Kafka protocol), data \(dir.root)")
             }

@@ -54,6 +54,10 @@ public final class JobTask {
     let codec = LZ4Codec()
     let scratch = ByteWriter(capacity: 1 << 20)
     let padded = ByteWriter(capacity: 4096)
+    /// The batch being read came from a Kafka client (`kappa serve`): its values were
+    /// not validated when written, so they are parsed in full (invalid JSON goes to the
+    /// dead-letter topic) rather than lazily.
+    private var batchFromKafkaClient = false
     let encoded = ByteWriter(capacity: 256)
     /// The numeric fields of the event being folded in (window jobs).
     let values: UnsafeMutableBufferPointer<Decimal9?>
@@ -224,6 +228,7 @@ public final class JobTask {
             if batch.header.nextOffset <= position || batch.header.isControl { continue }
             batchesRead += 1
             let compressed = batch.header.compression == .lz4
+            batchFromKafkaClient = TopicConfig.cameFromKafkaClient(batch.bytes)
             do throws(BatchDecodeError) {
                 var records = try RecordBatchDecoder.records(of: batch.bytes, header: batch.header, codec: codec, scratch: scratch)
                 // The operator is bound once per batch, not once per record.
@@ -275,8 +280,13 @@ public final class JobTask {
     private func event(_ record: RecordView, input i: Int, compressed: Bool, _ extractor: JSONFieldExtractor)
         -> (time: Int64, key: UnsafeRawBufferPointer)? {
         do {
-            // Records were validated when produced: read only the fields the job uses.
-            try extractor.parseLazily(paddedValue(record.value, compressed: compressed))
+            // Records `kappa produce` wrote were validated then: read only the fields the
+            // job uses. A Kafka client's may be anything: validate them in full.
+            if batchFromKafkaClient {
+                try extractor.parse(paddedValue(record.value, compressed: compressed))
+            } else {
+                try extractor.parseLazily(paddedValue(record.value, compressed: compressed))
+            }
         } catch {
             sendToDeadLetter(record, input: i, reason: "invalid JSON: \(error.message)")
             return nil

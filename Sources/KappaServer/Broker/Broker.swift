@@ -66,6 +66,7 @@ final class Broker: @unchecked Sendable {
     /// Entry point for one request's frame (header and body, no length prefix).
     func handle(_ frame: ByteBuffer, _ out: Responder) {
         loop.preconditionInEventLoop()
+        guard !stopping else { return out.close("the server is stopping") }
         var r = KafkaReader(frame)
         let header: RequestHeader
         do {
@@ -83,6 +84,7 @@ final class Broker: @unchecked Sendable {
             out.close("\(key) version \(header.apiVersion) is not served (\(key.versions.lowerBound)...\(key.versions.upperBound))")
             return
         }
+        logger.trace("request", metadata: ["api": "\(key)", "version": "\(header.apiVersion)", "client": "\(header.clientId ?? "")"])
         do {
             try dispatch(key, header, &r, out)
         } catch {
