@@ -3,7 +3,14 @@ import KappaFormat
 import KappaLog
 import NIOCore
 
-// Produce (key 0), versions 3-8: RecordBatch v2 only (v3 is the first that requires it).
+// Produce (key 0), versions 0-8, RecordBatch v2 (magic 2) only.
+//
+// v3 is the first version that requires RecordBatch v2, and what every client here sends
+// (librdkafka 7 or 8, kafka-python 3-8, aiokafka 7). v0-2 are served because librdkafka
+// 2.0 (Debian's kcat) compresses with LZ4 only when the broker advertises Produce v0 (its
+// check asks for a version in 0...0); their layout is v3's without transactional_id, and
+// their batches must be magic 2 as well: the older message formats (magic 0 and 1,
+// clients before Kafka 0.11) are refused with INVALID_RECORD.
 //
 // Request:
 //   transactional_id nullable string   (v3+; transactions are not supported: non-null is refused)
@@ -13,11 +20,11 @@ import NIOCore
 // Response:
 //   responses [name string,
 //              partition_responses [index int32, error_code int16, base_offset int64,
-//                                   log_append_time_ms int64 (-1: create time),
+//                                   log_append_time_ms int64 (v2+; -1: create time),
 //                                   log_start_offset int64 (v5+),
 //                                   record_errors [batch_index int32, message nullable string] (v8+),
 //                                   error_message nullable string (v8+)]]
-//   throttle_time_ms int32
+//   throttle_time_ms int32 (v1+)
 //
 // v4 adds KAFKA_STORAGE_ERROR, v5 log_start_offset, v6-v7 nothing on the wire (v7: ZStd
 // may be sent, and is refused with UNSUPPORTED_COMPRESSION_TYPE), v8 the error details.
@@ -45,7 +52,7 @@ struct ProduceRequest {
     var topics: [Topic]
 
     static func decode(_ r: inout KafkaReader, version: Int16) throws(RequestDecodeError) -> ProduceRequest {
-        let txn = try r.nullableString()
+        let txn = version >= 3 ? try r.nullableString() : nil
         let acks = try r.int16()
         let timeout = try r.int32()
         let topics = try r.array(elementBytesMin: 6) { (r: inout KafkaReader) throws(RequestDecodeError) in
@@ -92,7 +99,7 @@ extension Broker {
                 b.writeInteger(p.index)
                 b.writeInteger(p.errorCode.rawValue)
                 b.writeInteger(p.baseOffset)
-                b.writeInteger(Int64(-1))  // log_append_time_ms: create-time topics
+                if v >= 2 { b.writeInteger(Int64(-1)) }  // log_append_time_ms: create-time topics
                 if v >= 5 { b.writeInteger(p.logStartOffset) }
                 if v >= 8 {
                     b.writeKafkaArrayCount(0)
@@ -100,7 +107,7 @@ extension Broker {
                 }
             }
         }
-        b.buffer.writeInteger(Int32(0))  // throttle_time_ms
+        if v >= 1 { b.buffer.writeInteger(Int32(0)) }  // throttle_time_ms
         out.send(b.finish())
     }
 

@@ -59,6 +59,13 @@ enum ClientBatches {
         func reject(_ code: ErrorCode, _ message: String) -> Result<Batch, Rejection> {
             .failure(Rejection(code: code, message: "batch \(index): " + message))
         }
+        // The older message formats put their magic byte at the same place: name them.
+        if bytes.count > RecordBatchLayout.magicOffset {
+            let magic = bytes.loadBigEndian(at: RecordBatchLayout.magicOffset, as: Int8.self)
+            guard magic == RecordBatchLayout.magic else {
+                return reject(.invalidRecord, "magic \(magic): only RecordBatch v2 (magic 2, Kafka 0.11 and later clients) is accepted")
+            }
+        }
         guard bytes.count >= RecordBatchLayout.headerBytes else {
             return reject(.corruptMessage, "\(bytes.count) bytes left, less than a \(RecordBatchLayout.headerBytes)-byte batch header")
         }
@@ -69,7 +76,6 @@ enum ClientBatches {
         guard total <= bytes.count else { return reject(.corruptMessage, "batch of \(total) bytes but only \(bytes.count) bytes sent") }
         let batch = UnsafeRawBufferPointer(rebasing: bytes[0..<total])
         let header = RecordBatchHeader(batch)
-        guard header.magic == RecordBatchLayout.magic else { return reject(.invalidRecord, "magic \(header.magic): only RecordBatch v2 (magic 2) is accepted") }
         guard RecordBatchFramer.crcMatches(batch) else { return reject(.corruptMessage, "CRC-32C mismatch") }
         switch header.compression {
         case .none?, .lz4?: break

@@ -26,7 +26,7 @@ public enum ApiKey: Int16, CaseIterable, Sendable, CustomStringConvertible {
     /// The versions served. The first flexible version of each API lies just above.
     public var versions: ClosedRange<Int16> {
         switch self {
-        case .produce: 3...8
+        case .produce: 0...8  // v0-2 for librdkafka 2.0's LZ4 check: see 00_Produce.swift
         case .fetch: 4...11
         case .listOffsets: 1...5
         case .metadata: 0...8

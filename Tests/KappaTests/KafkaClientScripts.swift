@@ -1,0 +1,159 @@
+import KappaCore
+
+// Python scripts the `kappa serve` tests run with real Kafka clients. Each prints JSON
+// Lines on stdout for the test to check, and exits non-zero (with a traceback on
+// stderr) when the client reports an error.
+
+enum KafkaScripts {
+    /// The records the round-trip tests produce: record `i` of `n`, deterministic, with
+    /// null keys, non-JSON values (one with a newline), headers and explicit timestamps.
+    /// `KafkaRecordSpec` in Swift computes the same.
+    static let recordSpec = """
+    import json, base64
+    BASE_MS = 1700000000000
+    def spec(i):
+        key = None if i % 10 == 0 else ("k%d" % i)
+        if i % 7 == 0:
+            value = ("plain text %d" % i) if i % 2 == 0 else ("line\\nbreak %d" % i)
+        else:
+            value = json.dumps({"i": i, "s": "v%d" % i}, separators=(",", ":"))
+        headers = [("h", ("v%d" % i).encode())] if i % 3 == 0 else []
+        ts = BASE_MS + i * 1000 + (i % 5)
+        return key, value.encode(), headers, ts
+
+    def emit(client, m_partition, m_offset, key, value, headers, ts):
+        print(json.dumps({"client": client, "partition": m_partition, "offset": m_offset,
+                          "key": None if key is None else key.decode(),
+                          "value": value.decode() if value is not None else None,
+                          "headers": [[k, (v or b"").decode()] for k, v in (headers or [])],
+                          "timestamp": ts}), flush=True)
+    """
+
+    /// argv: client bootstrap topic n group. Produces n records with `client`, then
+    /// consumes the topic through group `group` until it has n records, printing each.
+    static let roundTrip = recordSpec + """
+
+    import sys, time, asyncio
+    client, bs, topic, n, group = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+    deadline = time.time() + 90
+
+    if client == "confluent":
+        from confluent_kafka import Producer, Consumer
+        errors = []
+        p = Producer({"bootstrap.servers": bs, "compression.type": "lz4", "enable.idempotence": True, "linger.ms": 5})
+        for i in range(n):
+            k, v, h, ts = spec(i)
+            p.produce(topic, key=k, value=v, headers=h, timestamp=ts, on_delivery=lambda err, m: errors.append(err) if err else None)
+        assert p.flush(60) == 0, "undelivered"
+        assert not errors, errors
+        c = Consumer({"bootstrap.servers": bs, "group.id": group, "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        c.subscribe([topic])
+        got = 0
+        while got < n and time.time() < deadline:
+            m = c.poll(0.5)
+            if m is None: continue
+            if m.error(): raise Exception(str(m.error()))
+            emit(client, m.partition(), m.offset(), m.key(), m.value(), m.headers(), m.timestamp()[1])
+            got += 1
+        c.commit(asynchronous=False)
+        c.close()
+    elif client == "kafka-python":
+        from kafka import KafkaProducer, KafkaConsumer
+        p = KafkaProducer(bootstrap_servers=bs)  # defaults: idempotence on
+        futures = []
+        for i in range(n):
+            k, v, h, ts = spec(i)
+            futures.append(p.send(topic, key=None if k is None else k.encode(), value=v, headers=h, timestamp_ms=ts))
+        for f in futures: f.get(timeout=60)
+        p.close()
+        c = KafkaConsumer(topic, bootstrap_servers=bs, group_id=group, auto_offset_reset="earliest", enable_auto_commit=False)
+        got = 0
+        while got < n and time.time() < deadline:
+            for tp, msgs in c.poll(timeout_ms=500).items():
+                for m in msgs:
+                    emit(client, m.partition, m.offset, m.key, m.value, m.headers, m.timestamp)
+                    got += 1
+        c.commit()
+        c.close()
+    elif client == "aiokafka":
+        from aiokafka import AIOKafkaProducer, AIOKafkaConsumer
+        async def main():
+            p = AIOKafkaProducer(bootstrap_servers=bs, compression_type="lz4", enable_idempotence=True)
+            await p.start()
+            futures = []
+            for i in range(n):
+                k, v, h, ts = spec(i)
+                futures.append(await p.send(topic, key=None if k is None else k.encode(), value=v, headers=h, timestamp_ms=ts))
+            for f in futures: await f
+            await p.stop()
+            c = AIOKafkaConsumer(topic, bootstrap_servers=bs, group_id=group, auto_offset_reset="earliest", enable_auto_commit=False)
+            await c.start()
+            got = 0
+            try:
+                while got < n and time.time() < deadline:
+                    for tp, msgs in (await c.getmany(timeout_ms=500)).items():
+                        for m in msgs:
+                            emit(client, m.partition, m.offset, m.key, m.value, m.headers, m.timestamp)
+                            got += 1
+                await c.commit()
+            finally:
+                await c.stop()
+        asyncio.run(main())
+    else:
+        raise SystemExit("unknown client " + client)
+    """
+
+    /// argv: bootstrap topic n. Reads n records of the topic (no group) with
+    /// confluent-kafka; prints partition, offset, key, timestamp and the kappa.ns header.
+    static let readAll = """
+    import sys, json, time, struct
+    from confluent_kafka import Consumer, TopicPartition
+    bs, topic, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    c = Consumer({"bootstrap.servers": bs, "group.id": "unused", "enable.auto.commit": False})
+    parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+    c.assign([TopicPartition(topic, p, 0) for p in parts])
+    got, deadline = 0, time.time() + 60
+    while got < n and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is None: continue
+        if m.error(): raise Exception(str(m.error()))
+        ns = [struct.unpack(">i", v)[0] for k, v in (m.headers() or []) if k == "kappa.ns"]
+        print(json.dumps({"partition": m.partition(), "offset": m.offset(), "key": m.key().decode() if m.key() else None,
+                          "timestamp": m.timestamp()[1], "kappa_ns": ns[0] if ns else None}), flush=True)
+        got += 1
+    c.close()
+    """
+}
+
+/// The records `KafkaScripts.recordSpec` produces, computed in Swift.
+struct KafkaRecordSpec: Equatable, Hashable {
+    var key: String?
+    var value: String
+    var headers: [[String]]
+    var timestampMillis: Int64
+
+    static let baseMillis: Int64 = 1_700_000_000_000
+
+    init(key: String?, value: String, headers: [[String]], timestampMillis: Int64) {
+        self.key = key
+        self.value = value
+        self.headers = headers
+        self.timestampMillis = timestampMillis
+    }
+
+    init(_ i: Int) {
+        key = i % 10 == 0 ? nil : "k\(i)"
+        if i % 7 == 0 {
+            value = i % 2 == 0 ? "plain text \(i)" : "line\nbreak \(i)"
+        } else {
+            value = "{\"i\":\(i),\"s\":\"v\(i)\"}"
+        }
+        headers = i % 3 == 0 ? [["h", "v\(i)"]] : []
+        timestampMillis = Self.baseMillis + Int64(i) * 1000 + Int64(i % 5)
+    }
+
+    var isJSON: Bool { value.hasPrefix("{") }
+
+    /// What `consume --with-meta` prints as the timestamp: Kafka milliseconds in seconds.
+    var decimalSeconds: String { TimestampNanos(millis: timestampMillis).decimalSeconds }
+}
