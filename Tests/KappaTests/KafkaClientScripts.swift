@@ -103,6 +103,60 @@ enum KafkaScripts {
         raise SystemExit("unknown client " + client)
     """
 
+    /// argv: bootstrap topic group phase n. Phase "split": two confluent-kafka members of
+    /// `group` wait until they share the topic's 4 partitions 2 and 2, then read the n
+    /// records produced after that, commit and leave. Phase "resume": a kafka-python member
+    /// reads until it has n records and 2 quiet seconds more, commits and leaves.
+    static let group = """
+    import sys, json, time
+    bs, topic, group, phase, n = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+    deadline = time.time() + 90
+    def emit(**kw): print(json.dumps(kw), flush=True)
+
+    if phase == "split":
+        from confluent_kafka import Consumer, Producer, TopicPartition
+        conf = {"bootstrap.servers": bs, "group.id": group, "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                "session.timeout.ms": 6000, "heartbeat.interval.ms": 300, "partition.assignment.strategy": "range"}
+        a, b = Consumer(dict(conf, **{"client.id": "member-a"})), Consumer(dict(conf, **{"client.id": "member-b"}))
+        a.subscribe([topic]); b.subscribe([topic])
+        # Wait until the group is stable with two members, two partitions each.
+        while time.time() < deadline:
+            for c in (a, b):
+                m = c.poll(0.2)
+                if m is not None and not m.error(): raise Exception("a record before anything was produced")
+            pa = {p.partition for p in a.assignment()}; pb = {p.partition for p in b.assignment()}
+            if len(pa) == 2 and len(pb) == 2 and pa | pb == {0, 1, 2, 3}: break
+        else:
+            raise Exception("the group never split the partitions 2 and 2")
+        emit(event="assigned", a=sorted(pa), b=sorted(pb))
+        p = Producer({"bootstrap.servers": bs, "partitioner": "murmur2_random"})
+        for i in range(n): p.produce(topic, key="user-%d" % i, value='{"i":%d}' % i)
+        assert p.flush(30) == 0
+        got = 0
+        while got < n and time.time() < deadline:
+            for name, c in (("a", a), ("b", b)):
+                m = c.poll(0.1)
+                if m is None: continue
+                if m.error(): raise Exception(str(m.error()))
+                emit(event="record", member=name, partition=m.partition(), offset=m.offset(), value=m.value().decode())
+                got += 1
+        a.commit(asynchronous=False); b.commit(asynchronous=False)
+        emit(event="committed", a=[[t.partition, t.offset] for t in a.committed(a.assignment())], b=[[t.partition, t.offset] for t in b.committed(b.assignment())])
+        a.close(); b.close()
+    elif phase == "resume":
+        from kafka import KafkaConsumer
+        c = KafkaConsumer(topic, bootstrap_servers=bs, group_id=group, auto_offset_reset="earliest", enable_auto_commit=False, client_id="member-c")
+        got, quiet_until = 0, None
+        while time.time() < deadline:
+            for tp, msgs in c.poll(timeout_ms=300).items():
+                for m in msgs:
+                    emit(event="record", member="c", partition=m.partition, offset=m.offset, value=m.value.decode())
+                    got += 1
+            if got >= n and quiet_until is None: quiet_until = time.time() + 2  # then watch for anything extra
+            if quiet_until is not None and time.time() > quiet_until: break
+        c.commit(); c.close()
+    """
+
     /// argv: bootstrap topic n. Reads n records of the topic (no group) with
     /// confluent-kafka; prints partition, offset, key, timestamp and the kappa.ns header.
     static let readAll = """
