@@ -157,6 +157,28 @@ enum KafkaScripts {
         c.commit(); c.close()
     """
 
+    /// argv: bootstrap topic group role session_ms. A confluent-kafka member that prints
+    /// its partitions whenever they change; the "survivor" exits once it holds all 4
+    /// after having shared them, the "victim" runs until it is killed.
+    static let member = """
+    import sys, json, time
+    from confluent_kafka import Consumer
+    bs, topic, group, role, session = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+    c = Consumer({"bootstrap.servers": bs, "group.id": group, "client.id": role, "session.timeout.ms": session,
+                  "heartbeat.interval.ms": 200, "partition.assignment.strategy": "range", "auto.offset.reset": "earliest"})
+    c.subscribe([topic])
+    last, had_fewer, deadline = None, False, time.time() + 120
+    while time.time() < deadline:
+        c.poll(0.1)
+        now = sorted(p.partition for p in c.assignment())
+        if now != last:
+            print(json.dumps({"role": role, "partitions": now}), flush=True)
+            last = now
+            if 0 < len(now) < 4: had_fewer = True
+        if role == "survivor" and had_fewer and len(now) == 4: break
+    c.close()
+    """
+
     /// argv: bootstrap topic n. Reads n records of the topic (no group) with
     /// confluent-kafka; prints partition, offset, key, timestamp and the kappa.ns header.
     static let readAll = """

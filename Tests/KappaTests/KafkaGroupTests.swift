@@ -52,6 +52,29 @@ extension CLITests {
     }
 }
 
+extension CLITests.KafkaGroupTests {
+    /// A member killed with kill -9 sends no LeaveGroup and no more heartbeats: once its
+    /// session times out the group rebalances and the survivor takes its partitions.
+    @Test(.enabled(if: KafkaTools.hasConfluentKafka, KafkaTools.missingPython))
+    func aMemberThatStopsHeartbeatingLosesItsPartitions() throws {
+        let ws = try CLIWorkspace()
+        try ws.createTopic("orders", partitions: 4)
+        let server = try KafkaServe(ws)
+        let python3 = try #require(KafkaTools.python3)
+        let script = try ws.writeFile("member.py", lines: [Array(KafkaScripts.member.utf8)])
+        let victim = try ws.startExternal(python3, [script, server.bootstrap, "orders", "g", "victim", "2000"])
+        try waitUntil("the victim to own every partition") { text(victim.stdout).contains("[0, 1, 2, 3]") }
+        let survivor = try ws.startExternal(python3, [script, server.bootstrap, "orders", "g", "survivor", "2000"])
+        try waitUntil("the two members to share the partitions", timeoutSeconds: 60) {
+            text(survivor.stdout).contains("\"partitions\": [0, 1]") || text(survivor.stdout).contains("\"partitions\": [2, 3]")
+        }
+        victim.send(SIGKILL)
+        #expect(try survivor.waitForExit(timeoutSeconds: 90) == 0, "the survivor never got every partition: \(survivor.stderrText.suffix(1000))")
+        #expect(text(survivor.stdout).split(separator: "\n").last?.contains("[0, 1, 2, 3]") == true)
+        #expect(try server.stop() == 0)
+    }
+}
+
 struct GroupLag: Equatable {
     var partition: Int64
     var committed: Int64
