@@ -58,6 +58,10 @@ extension Broker {
     }
 
     private func committedOffset(_ store: GroupStore, _ tp: TopicPartition) -> (Int32, Int64, ErrorCode) {
+        // Topic names and partitions become file names in the group store: only real ones.
+        guard tp.partition >= 0, (try? validateName(tp.topic, what: "topic")) != nil else {
+            return (tp.partition, -1, .unknownTopicOrPartition)
+        }
         do {
             return (tp.partition, try store.committed(tp)?.rawValue ?? -1, .none)
         } catch {
