@@ -179,6 +179,84 @@ enum KafkaScripts {
     c.close()
     """
 
+    /// argv: bootstrap topic. Waits at the end of partition 0 with a 30 s fetch wait,
+    /// prints "ready" after 2 s of waiting, then the first record that arrives; gives up
+    /// after 25 s (before the fetch wait could have ended by itself).
+    static let waitOne = """
+    import sys, json, time
+    from confluent_kafka import Consumer, TopicPartition, OFFSET_END
+    bs, topic = sys.argv[1], sys.argv[2]
+    c = Consumer({"bootstrap.servers": bs, "group.id": "unused", "enable.auto.commit": False, "fetch.wait.max.ms": 30000})
+    c.assign([TopicPartition(topic, 0, OFFSET_END)])
+    start = time.time()
+    ready = False
+    while time.time() - start < 25:
+        m = c.poll(0.1)
+        if not ready and time.time() - start > 2:
+            print(json.dumps({"event": "ready"}), flush=True)
+            ready = True
+        if m is None: continue
+        if m.error(): raise Exception(str(m.error()))
+        print(json.dumps({"event": "record", "value": m.value().decode(), "waited": time.time() - start}), flush=True)
+        break
+    c.close()
+    """
+
+    /// argv: bootstrap topic ms... The offset `offsets_for_times` gives for each
+    /// timestamp in partition 0 (-1: none that late).
+    static let offsetsForTimes = """
+    import sys, json
+    from confluent_kafka import Consumer, TopicPartition
+    bs, topic, times = sys.argv[1], sys.argv[2], [int(t) for t in sys.argv[3:]]
+    c = Consumer({"bootstrap.servers": bs, "group.id": "unused"})
+    for t in times:
+        r = c.offsets_for_times([TopicPartition(topic, 0, t)], timeout=10)[0]
+        if r.error: raise Exception(str(r.error))
+        print(json.dumps({"timestamp": t, "offset": r.offset}), flush=True)
+    c.close()
+    """
+
+    /// argv: bootstrap. Creates, lists and deletes topics with confluent-kafka's AdminClient.
+    static let admin = """
+    import sys, json
+    from confluent_kafka.admin import AdminClient, NewTopic
+    bs, action, names = sys.argv[1], sys.argv[2], sys.argv[3:]
+    a = AdminClient({"bootstrap.servers": bs})
+    if action == "create":
+        fs = a.create_topics([NewTopic(n, num_partitions=3, replication_factor=1, config={"retention.ms": "3600000"}) for n in names])
+    else:
+        fs = a.delete_topics(names)
+    for n, f in fs.items():
+        try:
+            f.result(10)
+            print(json.dumps({"topic": n, "error": None}), flush=True)
+        except Exception as e:
+            print(json.dumps({"topic": n, "error": e.args[0].name()}), flush=True)
+    """
+
+    /// argv: bootstrap topic. `kappa consume`-like dump of a topic with a read_committed
+    /// confluent-kafka consumer: every record up to the end it reports.
+    static let readCommitted = """
+    import sys, json
+    from confluent_kafka import Consumer, TopicPartition
+    bs, topic, isolation = sys.argv[1], sys.argv[2], sys.argv[3]
+    c = Consumer({"bootstrap.servers": bs, "group.id": "unused", "enable.partition.eof": True, "isolation.level": isolation})
+    parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+    c.assign([TopicPartition(topic, p, 0) for p in parts])
+    eof = set()
+    while len(eof) < len(parts):
+        m = c.poll(5)
+        if m is None: raise Exception("no end of partition reported")
+        if m.error():
+            if m.error().code() == -191: eof.add(m.partition()); continue
+            raise Exception(str(m.error()))
+        print(json.dumps({"partition": m.partition(), "offset": m.offset(), "key": m.key().decode() if m.key() else None, "value": m.value().decode()}), flush=True)
+    for p in parts:
+        lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+        print(json.dumps({"partition": p, "low": lo, "high": hi}), flush=True)
+    c.close()
+    """
+
     /// argv: bootstrap topic n. Reads n records of the topic (no group) with
     /// confluent-kafka; prints partition, offset, key, timestamp and the kappa.ns header.
     static let readAll = """
