@@ -135,7 +135,7 @@ extension Broker {
         do {
             return try appendValidated(served, batches, records)
         } catch {
-            served.dropWriter()
+            if let closing = served.dropWriter() { logger.error("closing a failed writer failed too", metadata: ["error": "\(closing)"]) }
             return failed(storageError(error, "appending to \(tp)"), error.description)
         }
     }

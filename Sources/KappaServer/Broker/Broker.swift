@@ -139,10 +139,15 @@ final class Broker: @unchecked Sendable {
     func forget(topic: String) {
         configs[topic] = nil
         for tp in partitions.keys where tp.topic == topic {
-            try? partitions[tp]?.close()
+            do {
+                try partitions[tp]?.close()
+            } catch {
+                logger.error("closing a partition of a forgotten topic failed", metadata: ["topic": "\(topic)", "error": "\(error)"])
+            }
             partitions[tp] = nil
         }
         readers.forget(topic: topic)
+        notifier.unwatch(topic: topic)
     }
 
     /// The error code a log failure becomes on the wire, logged with its evidence.

@@ -43,10 +43,15 @@ final class ServedPartition {
 
     /// After a failed append the writer's view of the tail is not to be trusted: the next
     /// append opens a new one, which re-validates the tail.
-    func dropWriter() {
+    func dropWriter() -> KappaError? {
         sealed.removeAll()
-        try? writer?.close()
-        writer = nil
+        defer { writer = nil }
+        do {
+            try writer?.close()
+            return nil
+        } catch {
+            return error
+        }
     }
 
     /// The idempotent producers' state, rebuilt from the recent batch headers first.

@@ -76,6 +76,18 @@ final class TailNotifier: @unchecked Sendable {
         #endif
     }
 
+    /// Drops the watches of a topic's partitions (deleted: a topic made again under the
+    /// same name gets new directories to watch). Broker loop only.
+    func unwatch(topic: String) {
+        #if canImport(Glibc)
+        for (wd, tp) in watches where tp.topic == topic {
+            inotify_rm_watch(fd, wd)
+            watches[wd] = nil
+        }
+        watched = watched.filter { !$0.contains("/topics/\(topic)/") }
+        #endif
+    }
+
     /// The partitions behind watch descriptors. Broker loop only.
     func keys(for wds: [Int32]) -> [TopicPartition] { wds.compactMap { watches[$0] } }
 
