@@ -11,9 +11,11 @@ struct GroupWaiter {
 
 /// The consumer groups this server coordinates: one `GroupStateMachine` per group, and
 /// one timer per group set to the machine's next deadline. Performing the machine's
-/// actions (sending join and sync answers) is the broker's. Groups stay in memory once
-/// used, so a generation is never reused while the server runs; committed offsets live
-/// on disk (`GroupStore`), shared with `kappa groups` and `kappa consume --group`.
+/// actions (sending join and sync answers) is the broker's. A group is in memory while it
+/// has members or pending member ids, and dropped when it is empty (a member of an
+/// earlier incarnation has an id no later one hands out, so it can only be refused);
+/// committed offsets live on disk (`GroupStore`), shared with `kappa groups` and
+/// `kappa consume --group`.
 /// Owned by the broker's loop.
 struct GroupCoordinator {
     typealias Machine = GroupStateMachine<GroupWaiter>
@@ -59,7 +61,9 @@ extension Broker {
     func withGroup<T>(_ name: String, _ body: (inout GroupCoordinator.Machine, Int64) -> (T, [GroupCoordinator.Machine.Action])) -> T {
         var m = groups.machine(name)
         let (result, actions) = body(&m, Broker.nowNanos())
-        groups.groups[name] = m
+        // An empty group holds nothing worth keeping (its offsets are on disk): dropping
+        // it bounds memory by the groups in use, however many names clients invent.
+        groups.groups[name] = m.state == .empty && m.pendingMembers.isEmpty ? nil : m
         perform(actions)
         armTimer(name)
         return result
