@@ -34,7 +34,7 @@ extension Broker {
         guard (try? validateName(name, what: "topic")) != nil else { return .invalidTopic }
         guard directory.topicExists(name) else { return .unknownTopicOrPartition }
         do {
-            if let job = try TopicDeletion.owningJob(of: name, registry: JobRegistry(directory: directory)) {
+            if let job = try JobRegistry(directory: directory).owningJob(ofTopic: name) {
                 logger.notice("refused to delete a job's topic", metadata: ["topic": "\(name)", "job": "\(job)"])
                 return .policyViolation
             }
