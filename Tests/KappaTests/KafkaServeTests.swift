@@ -148,5 +148,31 @@ extension CLITests {
             #expect(try ws.kappa(["topics", "describe", "made-by-kafka"]).status != 0)
             #expect(try server.stop() == 0)
         }
+
+        /// Fetching below the log start (retention deleted it) or above the end is
+        /// OFFSET_OUT_OF_RANGE; at the start and up to the end it is records.
+        @Test func fetchOutsideTheLogIsOffsetOutOfRange() throws {
+            let ws = try CLIWorkspace()
+            try ws.createTopic("short", partitions: 1, extra: ["--segment-bytes", "4096", "--retention-bytes", "8192", "--compression", "none"])
+            for chunk in 0..<4 {  // each produce rolls and enforces retention
+                try ws.ok(["produce", "short", "--key-field", ""], stdin: joinLines((0..<100).map { Array("{\"time_utc\":\"\(1_700_000_000 + chunk * 100 + $0)\",\"pad\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}".utf8) }))
+            }
+            let status = try ws.describe("short")[0]
+            let start = intField(status, "start_offset"), end = intField(status, "end_offset")
+            try #require(start > 0 && end == 400, "retention left \(start)..<\(end)")
+            let server = try KafkaServe(ws)
+            let conn = try KafkaWire(port: server.port)
+            func fetch(_ offset: Int64) throws -> (error: Int16, highWatermark: Int64, recordBytes: Int) {
+                conn.send(KafkaWire.fetch(topic: "short", partition: 0, offset: offset))
+                return try KafkaWire.fetchResult(try #require(try conn.readFrame()))
+            }
+            #expect(try fetch(0).error == 1, "below the log start")
+            #expect(try fetch(start - 1).error == 1)
+            let atStart = try fetch(start)
+            #expect(atStart.error == 0 && atStart.recordBytes > 0 && atStart.highWatermark == end)
+            #expect(try fetch(end).error == 0 && fetch(end).recordBytes == 0, "at the end: nothing yet")
+            #expect(try fetch(end + 1).error == 1, "above the end")
+            #expect(try server.stop() == 0)
+        }
     }
 }

@@ -111,6 +111,41 @@ final class KafkaWire {
         return frame(key: 0, version: 3, correlationId: correlationId, body: body)
     }
 
+    /// Fetch v4 (no wait), one partition.
+    static func fetch(topic: String, partition: Int32, offset: Int64, correlationId: Int32 = 1) -> [UInt8] {
+        var body: [UInt8] = []
+        body.append(int32: -1)
+        body.append(int32: 0)  // max_wait_ms: answer at once
+        body.append(int32: 1)
+        body.append(int32: 1 << 20)
+        body.append(0)  // read_uncommitted
+        body.append(int32: 1)
+        body.append(string: topic)
+        body.append(int32: 1)
+        body.append(int32: partition)
+        body.append(int64: offset)
+        body.append(int32: 1 << 20)
+        return frame(key: 1, version: 4, correlationId: correlationId, body: body)
+    }
+
+    /// Error code, high watermark and record bytes of the single partition of a Fetch v4 answer.
+    static func fetchResult(_ response: [UInt8]) throws -> (error: Int16, highWatermark: Int64, recordBytes: Int) {
+        var r = ByteCursor(response)
+        _ = try r.int32()  // correlation id
+        _ = try r.int32()  // throttle
+        try #require(try r.int32() == 1)
+        _ = try r.string()
+        try #require(try r.int32() == 1)
+        _ = try r.int32()
+        let error = try r.int16()
+        let hw = try r.int64()
+        _ = try r.int64()  // last stable offset
+        let aborted = try r.int32()
+        if aborted > 0 { _ = try r.take(Int(aborted) * 16) }
+        let bytes = try r.int32()
+        return (error, hw, Int(bytes))
+    }
+
     /// The error code and base offset of the single partition of a Produce v3 answer.
     static func produceResult(_ response: [UInt8]) throws -> (error: Int16, baseOffset: Int64) {
         var r = ByteCursor(response)
