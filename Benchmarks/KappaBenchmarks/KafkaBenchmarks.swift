@@ -126,6 +126,7 @@ enum KafkaFixture {
             p.standardOutput = FileHandle(forWritingAtPath: stdoutPath)
         }
         p.standardError = FileHandle.nullDevice
+        p.standardInput = FileHandle.nullDevice
         guard (try? p.run()) != nil else { return false }
         p.waitUntilExit()
         return p.terminationStatus == 0
@@ -167,6 +168,7 @@ enum KafkaFixture {
             process.environment = Fixture.childEnvironment
             process.standardError = FileHandle(forWritingAtPath: log)
             process.standardOutput = FileHandle.nullDevice
+            process.standardInput = FileHandle.nullDevice
             try! process.run()
             var found: String? = nil
             while found == nil {
@@ -212,8 +214,9 @@ enum KafkaFixture {
             precondition(process.isRunning, "Tansu did not start")
         }
 
+        /// SIGKILL: Tansu does not stop on SIGTERM, and its memory storage has nothing to keep.
         func stop() {
-            process.terminate()
+            kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
     }
@@ -231,7 +234,8 @@ enum KafkaFixture {
         for i, line in enumerate(f):
             if i >= n: break
             lines.append(line.rstrip(b"\\n"))
-    for t, f in AdminClient({"bootstrap.servers": bs}).create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)]).items():
+    admin = AdminClient({"bootstrap.servers": bs})  # kept: its futures die with it
+    for t, f in admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)]).items():
         f.result(30)
     time.sleep(0.5)
     errors = []
@@ -258,7 +262,8 @@ enum KafkaFixture {
     from confluent_kafka import Producer, Consumer, TopicPartition, OFFSET_END
     from confluent_kafka.admin import AdminClient, NewTopic
     bs, topic, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    for t, f in AdminClient({"bootstrap.servers": bs}).create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)]).items():
+    admin = AdminClient({"bootstrap.servers": bs})  # kept: its futures die with it
+    for t, f in admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)]).items():
         f.result(30)
     p = Producer({"bootstrap.servers": bs, "linger.ms": 0, "acks": "all"})
     c = Consumer({"bootstrap.servers": bs, "group.id": "latency", "fetch.wait.max.ms": 500})
