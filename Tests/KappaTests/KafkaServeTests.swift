@@ -84,6 +84,12 @@ extension CLITests {
             #expect(dead.map { $0["value"] as? String } == ["this is not JSON"])
             let refused = try ws.python(KafkaScripts.admin, [server.bootstrap, "delete", "visits-per-city.v1"])
             #expect(refused.first?["error"] as? String == "POLICY_VIOLATION")
+            // Nor can a Kafka client write into it: the job alone does.
+            let kcatPath = try #require(KafkaTools.kcat)
+            let intruderInput = try ws.writeFile("intruder.txt", lines: [Array("{\"key\":\"x\"}".utf8)])
+            let intruder = try ws.external(kcatPath, ["-b", server.bootstrap, "-P", "-t", "visits-per-city.v1", "-l", intruderInput])
+            #expect(intruder.stderrText.contains("authorization") || intruder.status != 0, "\(intruder.stderrText)")
+            #expect(try ws.ok(["consume", "visits-per-city", "--from-beginning"]).stdoutLines.count == kappaView.count)
             #expect(try server.stop() == 0)
         }
 

@@ -29,6 +29,9 @@ import NIOCore
 // v4 adds KAFKA_STORAGE_ERROR, v5 log_start_offset, v6-v7 nothing on the wire (v7: ZStd
 // may be sent, and is refused with UNSUPPORTED_COMPRESSION_TYPE), v8 the error details.
 //
+// A job's own topics (output, late, dead-letter, repartition) are refused with
+// TOPIC_AUTHORIZATION_FAILED: the job alone writes them.
+//
 // Each partition's batches are validated in full (`ClientBatches`), de-duplicated by
 // producer id, epoch and sequence (`ProducerTable`), stamped with their base offset and
 // leader epoch 0, and appended byte for byte. acks 1 and -1 mean the same on one node:
@@ -123,6 +126,7 @@ extension Broker {
         } catch {
             return failed(storageError(error, "opening \(tp)"), error.description)
         }
+        if let reason = served.readOnlyReason { return failed(.topicAuthorizationFailed, reason) }
         guard let records else { return failed(.invalidRecord, "records are null") }
         let validated = records.withUnsafeReadableBytes { ClientBatches.validate($0, codec: codec, scratch: scratch) }
         let batches: [ClientBatches.Batch]

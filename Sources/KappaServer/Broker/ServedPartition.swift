@@ -1,6 +1,7 @@
 import KappaCore
 import KappaFormat
 import KappaLog
+import KappaStreams
 
 /// What the broker keeps open for one partition it serves: a writer (opened at the first
 /// Produce, so a server that only serves reads never takes the writer path), the probe
@@ -18,6 +19,10 @@ final class ServedPartition {
     private var producerTable: ProducerTable?
     /// The log start as last seen (answers Produce's log_start_offset without a probe).
     var lastKnownStart: Offset = .zero
+    /// Why Kafka clients may not write here, if they may not: a job's own topics (its
+    /// output, late, dead-letter and repartition topics) are written by the job alone,
+    /// which truncates what it wrote after its last checkpoint.
+    let readOnlyReason: String?
 
     init(directory: DataDirectory, topicPartition: TopicPartition, config: TopicConfig, fsync: FsyncPolicy) throws(KappaError) {
         self.topicPartition = topicPartition
@@ -25,6 +30,13 @@ final class ServedPartition {
         self.directory = directory
         self.fsync = fsync
         probe = try PartitionEndProbe(directory: directory, topicPartition: topicPartition)
+        if let job = try JobRegistry(directory: directory).owningJob(ofTopic: topicPartition.topic) {
+            readOnlyReason = "topic \(topicPartition.topic) belongs to job \(job): only the job writes it"
+        } else if config.isTransactional {
+            readOnlyReason = "topic \(topicPartition.topic) is transactional: only its owner writes it"
+        } else {
+            readOnlyReason = nil
+        }
     }
 
     /// Start and end as readers see them now.

@@ -17,6 +17,7 @@ public enum ErrorCode: Int16, Sendable, CustomStringConvertible {
     case invalidSessionTimeout = 26
     case rebalanceInProgress = 27
     case invalidCommitOffsetSize = 28
+    case topicAuthorizationFailed = 29
     case unsupportedVersion = 35
     case topicAlreadyExists = 36
     case invalidPartitions = 37
@@ -53,6 +54,7 @@ public enum ErrorCode: Int16, Sendable, CustomStringConvertible {
         case .invalidSessionTimeout: "INVALID_SESSION_TIMEOUT"
         case .rebalanceInProgress: "REBALANCE_IN_PROGRESS"
         case .invalidCommitOffsetSize: "INVALID_COMMIT_OFFSET_SIZE"
+        case .topicAuthorizationFailed: "TOPIC_AUTHORIZATION_FAILED"
         case .unsupportedVersion: "UNSUPPORTED_VERSION"
         case .topicAlreadyExists: "TOPIC_ALREADY_EXISTS"
         case .invalidPartitions: "INVALID_PARTITIONS"
