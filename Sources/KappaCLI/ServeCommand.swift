@@ -68,9 +68,7 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         try await runReportingErrorsAsync {
             let dir = DataDirectory(root: data.path)
-            guard FS.isDirectory(dir.root) || (try? FS.makeDirectories(dir.root)) != nil else {
-                throw KappaError(.notFound, "data directory cannot be created", path: dir.root)
-            }
+            try FS.makeDirectories(dir.root)
             var logger = Logger(label: "kappa.serve")
             logger.logLevel = Logger.Level(rawValue: logLevel)!
             let server = KafkaServer(directory: dir, options: try options(), logger: logger) { address in

@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -18,6 +19,9 @@ final class TailNotifier: @unchecked Sendable {
     private var watches: [Int32: TopicPartition] = [:]
     private var watched: Set<String> = []
     private var thread: Thread?
+    /// Signalled when the reading thread returns, so `stop` can wait for it: nothing is
+    /// delivered to the broker's loop after it shut down.
+    private let exited = DispatchSemaphore(value: 0)
 
     init() throws(KappaError) {
         #if canImport(Glibc)
@@ -39,7 +43,9 @@ final class TailNotifier: @unchecked Sendable {
         guard fd >= 0 else { return }
         let fd = fd
         let stop = stopPipe[0]
+        let exited = exited
         let t = Thread {
+            defer { exited.signal() }
             var buf = [UInt8](repeating: 0, count: 64 << 10)
             var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: stop, events: Int16(POLLIN), revents: 0)]
             while true {
@@ -91,8 +97,12 @@ final class TailNotifier: @unchecked Sendable {
     /// The partitions behind watch descriptors. Broker loop only.
     func keys(for wds: [Int32]) -> [TopicPartition] { wds.compactMap { watches[$0] } }
 
+    /// Stops the reading thread and waits (up to 5 s) until it has returned.
     func stop() {
+        guard thread != nil else { return }
         var b: UInt8 = 1
         _ = write(stopPipe[1], &b, 1)
+        _ = exited.wait(timeout: .now() + .seconds(5))
+        thread = nil
     }
 }
