@@ -1,8 +1,8 @@
 // swift-tools-version: 6.1
 // Kappa: a Kappa-architecture stream processor. Dependencies point one way:
-// CLI → Streams → Groups → Log → Format/IO → Core; JSON (simdjson shim) sits beside Format.
-// KappaIO is the one place that touches files and clocks (the log and the groups do all
-// their file operations through its FileSystem, which tests replace with a simulation).
+// CLI → Server → Streams → Groups → Log → Format/IO → Core; JSON (simdjson shim) sits beside
+// Format. KappaIO is the one place that touches files and clocks (the log and the groups do
+// all their file operations through its FileSystem, which tests replace with a simulation).
 import PackageDescription
 
 // Hot-path modules run without dynamic exclusivity checks in release builds: profiling
@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
     ],
     targets: [
         // System and native code: liblz4 (Debian liblz4-dev), CRC-32C with the hardware
@@ -53,10 +54,22 @@ let package = Package(
             ],
             swiftSettings: fast
         ),
+        // `kappa serve`: the Kafka wire protocol over the log (SwiftNIO).
+        .target(
+            name: "KappaServer",
+            dependencies: [
+                "KappaCore", "KappaFormat", "KappaLog", "KappaGroups", "KappaStreams",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: fast
+        ),
         .target(
             name: "KappaCLI",
             dependencies: [
-                "KappaCore", "KappaFormat", "KappaJSON", "KappaLog", "KappaGroups", "KappaStreams", "RebuGenerator",
+                "KappaCore", "KappaFormat", "KappaJSON", "KappaLog", "KappaGroups", "KappaStreams", "KappaServer", "RebuGenerator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -72,8 +85,11 @@ let package = Package(
         .testTarget(
             name: "KappaTests",
             dependencies: [
-                "KappaCore", "KappaIO", "KappaFormat", "KappaJSON", "KappaLog", "KappaGroups", "KappaStreams", "KappaTesting",
-                "RebuGenerator", "kappa",
+                "KappaCore", "KappaIO", "KappaFormat", "KappaJSON", "KappaLog", "KappaGroups", "KappaStreams", "KappaServer",
+                "KappaTesting", "RebuGenerator", "kappa",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["Fixtures"]  // read by path (#filePath), not as bundled resources
         ),

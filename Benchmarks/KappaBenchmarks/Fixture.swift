@@ -102,6 +102,7 @@ enum Fixture {
         precondition(fd >= 0, "open \(stdoutPath)")
         p.standardOutput = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         p.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        p.standardInput = FileHandle.nullDevice  // never the harness's pipe
         let start = monotonicNanos()
         try! p.run()
         p.waitUntilExit()

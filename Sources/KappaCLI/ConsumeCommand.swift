@@ -106,8 +106,8 @@ final class ConsumeSession {
         while remaining > 0 && !StopSignal.isRequested && !out.closed {
             try consumer.maintain { out.flush() }
             for dir in consumer.partitionDirectories { watcher.watch(dir) }
-            let batches = try consumer.poll(maxRecords: remaining, pause: { out.buffer.count >= StdoutWriter.flushBytes }) { record, tp in
-                printer.append(record, topic: tp, to: out.buffer)
+            let batches = try consumer.poll(maxRecords: remaining, pause: { out.buffer.count >= StdoutWriter.flushBytes }) { record, tp, fromKafkaClient in
+                printer.append(record, topic: tp, fromKafkaClient: fromKafkaClient, to: out.buffer)
                 printed += 1
             }
             out.flushIfFull()

@@ -49,8 +49,9 @@ struct ProduceCommand: ParsableCommand {
             let dir = DataDirectory(root: data.path)
             let policy = FsyncPolicy(name: fsync)!
             let writer = try TopicWriter(directory: dir, topic: topic, fsync: policy, sealInBackground: true)
-            let keyField = self.keyField ?? writer.config.partitionKeyField
-            if let given = self.keyField, !given.isEmpty, given != writer.config.partitionKeyField {
+            // A topic created by a Kafka client has no JSON key field: no key unless one is given.
+            let keyField = self.keyField ?? (writer.config.isKeyedByKafkaClients ? "" : writer.config.partitionKeyField)
+            if let given = self.keyField, !given.isEmpty, !writer.config.isKeyedByKafkaClients, given != writer.config.partitionKeyField {
                 Stderr.line("kappa: warning: \(topic) is keyed by '\(writer.config.partitionKeyField)' (topics create --key-field); jobs will assume that, not '\(given)'")
             }
             // Tails repaired when the partitions were opened, and later by appends that

@@ -3,11 +3,12 @@ import KappaCore
 import KappaFormat
 import KappaJSON
 import KappaLog
+import KappaStreams
 
 struct TopicsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "topics", abstract: "Create, list and describe topics.",
-        subcommands: [Create.self, List.self, Describe.self])
+        subcommands: [Create.self, List.self, Describe.self, Delete.self])
 
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a topic.")
@@ -72,6 +73,24 @@ struct TopicsCommand: ParsableCommand {
                     out.line("{\"topic\":\(JSONEscape.quoted(name)),\"partition\":\(p),\"start_offset\":\(s.startOffset),\"end_offset\":\(s.endOffset),\"recovery_point\":\(s.recoveryPoint.map { String($0.rawValue) } ?? "null"),\"records\":\(s.endOffset - s.startOffset),\"bytes\":\(s.bytes),\"segments\":\(s.segments),\"compression\":\"\(c.compression)\",\"retention_ms\":\(c.retentionMillis.map(String.init) ?? "null"),\"retention_bytes\":\(c.retentionBytes.map(String.init) ?? "null")}")
                 }
                 out.flush()
+            }
+        }
+    }
+
+    struct Delete: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete a topic and all its records (not a job's own topics: see 'kappa jobs drop').")
+        @OptionGroup var data: DataOptions
+        @Argument var name: String
+
+        func run() throws {
+            try runReportingErrors {
+                let dir = DataDirectory(root: data.path)
+                guard dir.topicExists(name) else { throw KappaError(.notFound, "topic '\(name)' does not exist") }
+                if let job = try JobRegistry(directory: dir).owningJob(ofTopic: name) {
+                    throw KappaError(.conflict, "topic '\(name)' belongs to job '\(job)'; drop its version with 'kappa jobs drop'")
+                }
+                try dir.deleteTopic(name)
+                Stderr.line("deleted topic \(name)")
             }
         }
     }

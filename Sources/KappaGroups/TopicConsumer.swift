@@ -98,7 +98,9 @@ public final class TopicConsumer {
     /// Delivers records of every partition in turn, each partition until it is caught up
     /// or `pause()` says to stop (the front end's output is full), at most `maxRecords`
     /// in all. Returns how many batches were read (0: caught up everywhere).
-    public func poll(maxRecords: Int, pause: () -> Bool, _ deliver: (RecordView, TopicPartition) -> Void) throws(KappaError) -> Int {
+    /// `deliver` gets each record, its partition, and whether its batch came from a Kafka
+    /// client (its value need not be JSON).
+    public func poll(maxRecords: Int, pause: () -> Bool, _ deliver: (RecordView, TopicPartition, Bool) -> Void) throws(KappaError) -> Int {
         var batches = 0
         var remaining = maxRecords
         for p in cursors.keys.sorted() where remaining > 0 {
@@ -108,7 +110,7 @@ public final class TopicConsumer {
             while remaining > 0, !pause(), var records = try nextRecords(&cursor) {
                 batches += 1
                 while let record = try records.next() {
-                    deliver(record, tp)
+                    deliver(record, tp, records.fromKafkaClient)
                     cursor.position = record.offset + 1
                     remaining -= 1
                     if remaining == 0 { break }

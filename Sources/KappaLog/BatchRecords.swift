@@ -12,6 +12,9 @@ public struct BatchRecords {
     /// The segment file and position of the batch, for error reports.
     public let path: String?
     public let position: FilePosition
+    /// The batch was appended by a Kafka client through `kappa serve`
+    /// (`TopicConfig.cameFromKafkaClient`): its values were not validated as JSON.
+    public let fromKafkaClient: Bool
     @usableFromInline var iterator: RecordIterator
     @usableFromInline let from: Offset
 
@@ -45,7 +48,7 @@ extension PartitionReader {
             do throws(BatchDecodeError) {
                 let iterator = try RecordBatchDecoder.records(of: batch.bytes, header: batch.header, codec: codec, scratch: scratch)
                 return BatchRecords(header: batch.header, topicPartition: topicPartition, path: currentPath, position: batch.position,
-                                    iterator: iterator, from: from)
+                                    fromKafkaClient: TopicConfig.cameFromKafkaClient(batch.bytes), iterator: iterator, from: from)
             } catch {
                 throw KappaError(.corruptData, "undecodable batch: \(error.message)", topicPartition: topicPartition,
                                  offset: batch.header.baseOffset, path: currentPath, position: batch.position)

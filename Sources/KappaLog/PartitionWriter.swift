@@ -32,8 +32,8 @@ public final class SealedBatches {
     }
 
     public let buffer = ByteWriter(capacity: 1 << 20)
-    public private(set) var batches: [Batch] = []
-    public private(set) var records: Int = 0
+    public internal(set) var batches: [Batch] = []
+    public internal(set) var records: Int = 0
 
     public init() {}
 

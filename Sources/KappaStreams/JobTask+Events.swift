@@ -31,8 +31,13 @@ extension JobTask {
     private func event(_ record: RecordView, source i: Int, compressed: Bool, _ extractor: JSONFieldExtractor)
         -> (time: TimestampNanos, key: UnsafeRawBufferPointer)? {
         do {
-            // Records were validated when produced: read only the fields the job uses.
-            try extractor.parseLazily(paddedValue(record.value, compressed: compressed))
+            // Records `kappa produce` wrote were validated then: read only the fields the
+            // job uses. A Kafka client's may be anything: validate them in full.
+            if batchFromKafkaClient {
+                try extractor.parse(paddedValue(record.value, compressed: compressed))
+            } else {
+                try extractor.parseLazily(paddedValue(record.value, compressed: compressed))
+            }
         } catch {
             sendToDeadLetter(record, source: i, reason: "invalid JSON: \(error.message)")
             return nil

@@ -49,6 +49,10 @@ public final class JobTask {
     let codec = LZ4Codec()
     let scratch = ByteWriter(capacity: 1 << 20)
     let padded = ByteWriter(capacity: 4096)
+    /// The batch being read came from a Kafka client (`kappa serve`): its values were
+    /// not validated when written, so they are parsed in full (invalid JSON goes to the
+    /// dead-letter topic) rather than lazily.
+    var batchFromKafkaClient = false
     let encoded = ByteWriter(capacity: 256)
     /// The numeric fields of the event being folded in (window jobs).
     let values: UnsafeMutableBufferPointer<Decimal9?>
@@ -195,6 +199,7 @@ public final class JobTask {
         while n < budget, batchesRead < batches, var records = try reader.nextRecords(from: position, codec: codec, scratch: scratch) {
             batchesRead += 1
             let compressed = records.header.compression == .lz4
+            batchFromKafkaClient = records.fromKafkaClient
             // The operator is bound once per batch, not once per record.
             switch op {
             case .window(let merger):

@@ -106,7 +106,8 @@ final class CLIProcess: CustomStringConvertible {
     private var stdinFD: Int32
     private var exitStatus: Int32?
 
-    fileprivate init(arguments: [String], stdinPath: String?, interactiveStdin: Bool, stdoutPath: String, stderrPath: String) throws {
+    fileprivate init(arguments: [String], stdinPath: String?, interactiveStdin: Bool, stdoutPath: String, stderrPath: String,
+                     executable: String = KappaBinary.path, environment: [String: String] = [:]) throws {
         self.arguments = arguments
         self.stdoutPath = stdoutPath
         self.stderrPath = stderrPath
@@ -150,15 +151,16 @@ final class CLIProcess: CustomStringConvertible {
 
         var env = ProcessInfo.processInfo.environment
         env["KAPPA_DATA"] = nil
-        let argv = ([KappaBinary.path] + arguments).map { strdup($0) } + [nil]
+        for (k, v) in environment { env[k] = v }
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
             for p in argv { free(p) }
             for p in envp { free(p) }
         }
         var child: pid_t = 0
-        let rc = posix_spawn(&child, KappaBinary.path, &actions, &attr, argv, envp)
-        try #require(rc == 0, "posix_spawn \(KappaBinary.path): \(String(cString: strerror(rc)))")
+        let rc = posix_spawn(&child, executable, &actions, &attr, argv, envp)
+        try #require(rc == 0, "posix_spawn \(executable): \(String(cString: strerror(rc)))")
         pid = child
     }
 
@@ -285,6 +287,16 @@ final class CLIWorkspace {
         let stem = nextName("proc")
         let p = try CLIProcess(arguments: args + ["--data", data], stdinPath: stdinPath, interactiveStdin: interactiveStdin,
                                stdoutPath: stem + ".stdout", stderrPath: stem + ".stderr")
+        started.append(p)
+        return p
+    }
+
+    /// Starts another program (a Kafka client: kcat, python3) with its output in files,
+    /// killed with the workspace like every process it starts.
+    func startExternal(_ executable: String, _ args: [String], stdinPath: String? = nil, environment: [String: String] = [:]) throws -> CLIProcess {
+        let stem = nextName("ext")
+        let p = try CLIProcess(arguments: args, stdinPath: stdinPath, interactiveStdin: false, stdoutPath: stem + ".stdout",
+                               stderrPath: stem + ".stderr", executable: executable, environment: environment)
         started.append(p)
         return p
     }

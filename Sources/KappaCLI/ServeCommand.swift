@@ -1,0 +1,82 @@
+import ArgumentParser
+import KappaCore
+import KappaLog
+import KappaServer
+import Logging
+import ServiceLifecycle
+
+/// `kappa serve`: the data directory on the network. Parses flags, builds the logger and
+/// the services, runs them until SIGTERM/SIGINT; the Kafka protocol is KappaServer's.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve the data directory over the Kafka protocol (a daemon; SIGTERM/SIGINT stop it cleanly).",
+        discussion: """
+        Kafka clients (kcat, librdkafka and confluent-kafka, kafka-python, aiokafka, Kafka \
+        Connect) produce, fetch, list offsets and use consumer groups against it. It shares \
+        the data directory with kappa produce, consume, process and other servers. Prints \
+        'listening on HOST:PORT' on stderr once ready.
+        """)
+
+    @OptionGroup var data: DataOptions
+    @Option(help: "Kafka listener address HOST:PORT, or 'off'.") var kafka: String = "127.0.0.1:9092"
+    @Option(help: "HTTP API address HOST:PORT, or 'off' (the HTTP API is not built yet: only 'off' is accepted).") var http: String = "off"
+    @Option(name: .customLong("advertised-address"), help: "HOST:PORT clients are told to connect to (default: the bound address).") var advertisedAddress: String?
+    @Option(help: "always | interval | never: when appended batches are fsynced (acks 1 and -1 are answered once written).") var fsync: String = "interval"
+    @Option(name: .customLong("auto-create-topics"), help: "on | off: create a missing topic when a Kafka client asks for it (Kafka's default: on).") var autoCreateTopics: String = "on"
+    @Option(name: .customLong("default-partitions"), help: "Partitions of topics created on first use or without a count.") var defaultPartitions: Int32 = 1
+    @Option(name: .customLong("log-level"), help: "trace | debug | info | notice | warning | error (trace logs every request's API and version).") var logLevel: String = "info"
+    @Option(name: .customLong("group-initial-rebalance-delay"), help: "How long a forming consumer group waits for more members (Kafka: 3s).") var groupInitialRebalanceDelay: String = "3s"
+
+    func validate() throws {
+        if kafka != "off" && Self.address(kafka) == nil { throw ValidationError("--kafka must be HOST:PORT or off, got '\(kafka)'") }
+        guard kafka != "off" else { throw ValidationError("--kafka off leaves nothing to serve (the HTTP API is not built yet)") }
+        guard http == "off" else { throw ValidationError("--http: the HTTP API is not built yet; only 'off' is accepted") }
+        if let a = advertisedAddress, Self.address(a) == nil { throw ValidationError("--advertised-address must be HOST:PORT, got '\(a)'") }
+        guard FsyncPolicy(name: fsync) != nil else { throw ValidationError("--fsync must be always, interval or never") }
+        guard autoCreateTopics == "on" || autoCreateTopics == "off" else { throw ValidationError("--auto-create-topics must be on or off") }
+        guard Duration.parseMillis(groupInitialRebalanceDelay) != nil || groupInitialRebalanceDelay == "0" else {
+            throw ValidationError("--group-initial-rebalance-delay must be a duration like 0ms, 500ms, 3s")
+        }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be trace, debug, info, notice, warning or error") }
+        try runReportingErrors { try options().validate() }
+    }
+
+    /// HOST:PORT (the host may be a bracketed IPv6 address).
+    static func address(_ text: String) -> (host: String, port: Int)? {
+        guard let colon = text.lastIndex(of: ":") else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty, let port = Int(text[text.index(after: colon)...]), port >= 0, port <= 65535 else { return nil }
+        return (host, port)
+    }
+
+    func options() throws(KappaError) -> KafkaServerOptions {
+        let bind = Self.address(kafka)!
+        var o = KafkaServerOptions(host: bind.host, port: bind.port)
+        if let a = advertisedAddress.flatMap(Self.address) {
+            o.advertisedHost = a.host
+            o.advertisedPort = a.port
+        }
+        o.fsync = FsyncPolicy(name: fsync)!
+        o.autoCreateTopics = autoCreateTopics == "on"
+        o.defaultPartitions = defaultPartitions
+        o.groupInitialRebalanceDelayMillis = Duration.parseMillis(groupInitialRebalanceDelay) ?? 0
+        return o
+    }
+
+    func run() async throws {
+        try await runReportingErrorsAsync {
+            let dir = DataDirectory(root: data.path)
+            try FS.makeDirectories(dir.root)
+            var logger = Logger(label: "kappa.serve")
+            logger.logLevel = Logger.Level(rawValue: logLevel)!
+            let server = KafkaServer(directory: dir, options: try options(), logger: logger) { address in
+                Stderr.line("listening on \(address) (Kafka protocol), data \(dir.root)")
+            }
+            let group = ServiceGroup(configuration: .init(services: [.init(service: server, successTerminationBehavior: .gracefullyShutdownGroup)],
+                                                          gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
+        }
+    }
+}
