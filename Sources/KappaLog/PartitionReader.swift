@@ -147,10 +147,11 @@ public final class PartitionReader {
     private func openSegment(_ i: Int, at target: Offset) throws(KappaError) {
         let base = bases[i]
         let file = try fs.openFile(SegmentFiles.logPath(directory, base), mode: .readOnly)
-        let visible = try visibleBytes(of: base, file: file)
+        let end = try visibleEnd()
+        let visible = try visibleBytes(of: base, file: file, end: end)
         let entries = try OffsetIndex.load(path: SegmentFiles.indexPath(directory, base), base: base, logBytes: visible + 1, fileSystem: fs)
         var entry = OffsetIndex.floor(entries, target)
-        if let e = entry, e.position != .zero, try !agrees(e, file: file, visible: visible) {
+        if let e = entry, e.position != .zero, try !agrees(e, file: file, visible: visible, end: end) {
             warnOnce(base, "index entry (offset \(e.offset), position \(e.position)) of \(SegmentFiles.indexPath(directory, base)) disagrees with the log; "
                      + "reading the segment from its start instead (a writer rebuilds the index when it next opens the partition)")
             entry = nil
@@ -162,8 +163,8 @@ public final class PartitionReader {
 
     /// An index entry agrees with the log when a batch with its offset starts at its
     /// position (or, at the visible end, when the end is that offset).
-    private func agrees(_ e: OffsetIndex.Entry, file: File, visible: Int64) throws(KappaError) -> Bool {
-        if e.position.rawValue == visible { return try visibleEnd()?.offset == e.offset }
+    private func agrees(_ e: OffsetIndex.Entry, file: File, visible: Int64, end: LogPoint?) throws(KappaError) -> Bool {
+        if e.position.rawValue == visible { return end?.offset == e.offset }
         guard e.position.rawValue < visible, let h = try SegmentScanner.header(file, at: e.position) else { return false }
         return h.baseOffset == e.offset && e.position.rawValue + Int64(h.totalBytes) <= visible
     }
@@ -193,10 +194,10 @@ public final class PartitionReader {
         expectedOffset = header.nextOffset
     }
 
-    /// How many bytes of segment `base` are visible now: all of a segment before the
+    /// How many bytes of segment `base` `end` makes visible: all of a segment before the
     /// end's, up to the end in the end's, none of a later one (a roll not yet published).
-    private func visibleBytes(of base: Offset, file: File) throws(KappaError) -> Int64 {
-        guard let end = try visibleEnd() else { return 0 }
+    private func visibleBytes(of base: Offset, file: File, end: LogPoint?) throws(KappaError) -> Int64 {
+        guard let end else { return 0 }
         if base < end.segmentBase { return try file.size() }
         if base == end.segmentBase { return end.position.rawValue }
         return 0
@@ -229,7 +230,11 @@ public final class PartitionReader {
                 }
                 return BatchRef(header: header, bytes: bytes, position: FilePosition(bufferStart + Int64(cursor)))
             case .needMoreBytes(let total):
-                let visible = try visibleBytes(of: base, file: file)
+                // One reading of the end for every decision below: a writer may append
+                // and roll between two readings, and a second, later end would send the
+                // reader on to the next segment before the rest of this one.
+                let end = try visibleEnd()
+                let visible = try visibleBytes(of: base, file: file, end: end)
                 let position = bufferStart + Int64(cursor)
                 if position + Int64(total) <= visible {
                     if try fill(file, needing: total, visible: visible) { continue }
@@ -237,13 +242,13 @@ public final class PartitionReader {
                                   + "before the \(visible) bytes published")
                 }
                 if position < visible {
-                    let what = base == (try visibleEnd())?.segmentBase ? "the published end at position \(visible)" : "the end of this closed segment (\(visible) bytes)"
+                    let what = base == end?.segmentBase ? "the published end at position \(visible)" : "the end of this closed segment (\(visible) bytes)"
                     throw corrupt(total > RecordBatchLayout.headerBytes || visible - position >= Int64(RecordBatchLayout.logOverheadBytes)
                                   ? "a batch of \(total) bytes here runs past \(what)"
                                   : "\(visible - position) bytes here before \(what) are not a batch")
                 }
                 // Caught up with this segment: move on if a newer one is visible.
-                guard try moveToNextSegment() else {
+                guard try moveToNextSegment(end: end) else {
                     buffer.count = cursor  // nothing buffered past the end (a later truncation cannot leave stale bytes)
                     return nil
                 }
@@ -267,8 +272,8 @@ public final class PartitionReader {
         return n > 0
     }
 
-    private func moveToNextSegment() throws(KappaError) -> Bool {
-        guard let current = segmentBase, let end = try visibleEnd(), current < end.segmentBase else { return false }
+    private func moveToNextSegment(end: LogPoint?) throws(KappaError) -> Bool {
+        guard let current = segmentBase, let end, current < end.segmentBase else { return false }
         // The listing this reader has usually names the next segment already; list again
         // only when it does not, or when that segment is gone (retention).
         if let cached = bases.first(where: { $0 > current }), cached == expectedOffset,
