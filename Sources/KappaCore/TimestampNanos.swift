@@ -44,54 +44,90 @@ public struct TimestampNanos: RawRepresentable, Hashable, Comparable, Sendable, 
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// Appends `decimalSeconds` as UTF-8 (no allocation beyond the array's growth).
-    public func appendDecimalSeconds(to out: inout [UInt8]) {
-        if rawValue < 0 { out.append(UInt8(ascii: "-")) }
+    /// The most bytes `writeDecimalSeconds` writes: a sign, 19 digits, a point, 9 digits.
+    public static let decimalSecondsBytesMax = 30
+
+    /// Writes `decimalSeconds` as UTF-8 at `p` (room for `decimalSecondsBytesMax`);
+    /// returns the bytes written. The one formatter every output uses.
+    @inlinable
+    public func writeDecimalSeconds(into p: UnsafeMutableRawPointer) -> Int {
+        var n = 0
+        if rawValue < 0 {
+            p.storeBytes(of: UInt8(ascii: "-"), as: UInt8.self)
+            n = 1
+        }
         let magnitude = rawValue.magnitude
-        let seconds = Int64(magnitude / UInt64(Self.nanosPerSecond))
-        var fraction = Int64(magnitude % UInt64(Self.nanosPerSecond))
-        appendInteger(seconds, to: &out)
-        guard fraction != 0 else { return }
-        out.append(UInt8(ascii: "."))
+        n += writeDigits(magnitude / UInt64(Self.nanosPerSecond), into: p + n)
+        var fraction = magnitude % UInt64(Self.nanosPerSecond)
+        guard fraction != 0 else { return n }
+        (p + n).storeBytes(of: UInt8(ascii: "."), as: UInt8.self)
+        n += 1
         var digits = 9
         while fraction % 10 == 0 {
             fraction /= 10
             digits -= 1
         }
-        var divisor: Int64 = 1
-        for _ in 1..<digits { divisor *= 10 }
-        while divisor > 0 {
-            out.append(UInt8(ascii: "0") + UInt8(fraction / divisor))
-            fraction %= divisor
-            divisor /= 10
+        for i in stride(from: digits - 1, through: 0, by: -1) {
+            (p + n + i).storeBytes(of: UInt8(ascii: "0") + UInt8(fraction % 10), as: UInt8.self)
+            fraction /= 10
         }
+        return n + digits
+    }
+
+    /// Appends `decimalSeconds` as UTF-8.
+    public func appendDecimalSeconds(to out: inout [UInt8]) {
+        withUnsafeTemporaryAllocation(byteCount: Self.decimalSecondsBytesMax, alignment: 1) { buffer in
+            let n = writeDecimalSeconds(into: buffer.baseAddress!)
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+        }
+    }
+}
+
+/// Writes the decimal digits of `value` at `p` (at most 20); returns how many.
+@inlinable
+public func writeDigits(_ value: UInt64, into p: UnsafeMutableRawPointer) -> Int {
+    var count = 1
+    var probe = value
+    while probe >= 10 {
+        probe /= 10
+        count += 1
+    }
+    var v = value
+    for i in stride(from: count - 1, through: 0, by: -1) {
+        (p + i).storeBytes(of: UInt8(ascii: "0") + UInt8(v % 10), as: UInt8.self)
+        v /= 10
+    }
+    return count
+}
+
+/// Writes a signed decimal integer at `p` (at most 20 bytes); returns how many.
+@inlinable
+public func writeInteger(_ value: Int64, into p: UnsafeMutableRawPointer) -> Int {
+    guard value < 0 else { return writeDigits(UInt64(value), into: p) }
+    p.storeBytes(of: UInt8(ascii: "-"), as: UInt8.self)
+    return 1 + writeDigits(value.magnitude, into: p + 1)
+}
+
+extension ByteWriter {
+    /// Appends `t.decimalSeconds` as UTF-8.
+    @inlinable
+    public func appendDecimalSeconds(_ t: TimestampNanos) {
+        reserve(TimestampNanos.decimalSecondsBytesMax)
+        count += t.writeDecimalSeconds(into: base + count)
+    }
+
+    /// Appends a signed decimal integer as ASCII.
+    @inlinable
+    public func appendInteger(_ value: Int64) {
+        reserve(20)
+        count += writeInteger(value, into: base + count)
     }
 }
 
 /// Appends a signed decimal integer as ASCII.
 public func appendInteger(_ value: Int64, to out: inout [UInt8]) {
-    if value < 0 {
-        out.append(UInt8(ascii: "-"))
-        if value == .min {
-            out.append(contentsOf: Array("9223372036854775808".utf8))
-            return
-        }
-        appendInteger(-value, to: &out)
-        return
-    }
-    if value < 10 {
-        out.append(UInt8(ascii: "0") + UInt8(value))
-        return
-    }
-    var tmp: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes of scratch on the stack
-    withUnsafeMutableBytes(of: &tmp) { raw in
-        var v = value
-        var i = raw.count
-        while v > 0 {
-            i -= 1
-            raw[i] = UInt8(ascii: "0") + UInt8(v % 10)
-            v /= 10
-        }
-        out.append(contentsOf: raw[i...])
+    withUnsafeTemporaryAllocation(byteCount: 20, alignment: 1) { buffer in
+        let n = writeInteger(value, into: buffer.baseAddress!)
+        out.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
     }
 }

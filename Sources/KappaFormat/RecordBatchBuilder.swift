@@ -11,6 +11,49 @@ public struct RecordHeader: Equatable, Sendable {
     }
 }
 
+/// Record headers already in their wire form — per header a varint key length, the key,
+/// a varint value length, the value — for writers that send mostly the same headers with
+/// every record (a job's results): the fixed ones are encoded once, `truncate(to:)` keeps
+/// them, and only the one that changes is appended per record. Not thread-safe.
+public final class EncodedHeaders {
+    public let bytes = ByteWriter(capacity: 256)
+    public private(set) var count = 0
+
+    public init() {}
+
+    public func append(key: String, value: UnsafeRawBufferPointer) {
+        bytes.appendVarint(Int64(key.utf8.count))
+        bytes.append(key)
+        bytes.appendVarint(Int64(value.count))
+        bytes.append(value)
+        count += 1
+    }
+
+    /// Appends a header whose value the caller writes into `bytes` in `body`.
+    public func append(key: String, _ body: (ByteWriter) -> Void) {
+        bytes.appendVarint(Int64(key.utf8.count))
+        bytes.append(key)
+        // Lengths are varints before the value: write the value aside, then copy it in.
+        let start = bytes.count
+        body(bytes)
+        let length = bytes.count - start
+        let prefix = Varint.size(Int64(length))
+        bytes.reserve(prefix)
+        (bytes.base + start + prefix).copyMemory(from: bytes.base + start, byteCount: length)
+        _ = Varint.write(Int64(length), to: bytes.base + start)
+        bytes.count += prefix
+        count += 1
+    }
+
+    /// A mark to come back to with `truncate(to:)`: the headers so far.
+    public var mark: (bytes: Int, count: Int) { (bytes.count, count) }
+
+    public func truncate(to mark: (bytes: Int, count: Int)) {
+        bytes.count = mark.bytes
+        count = mark.count
+    }
+}
+
 /// Accumulates records for one batch, then seals it into RecordBatch v2 bytes.
 ///
 /// Records are encoded as they arrive into an uncompressed records section; `seal`
@@ -26,6 +69,8 @@ public final class RecordBatchBuilder {
     private var baseTimestampMillis: Int64 = 0
     private var maxTimestampMillis: Int64 = .min
     private static let nsHeaderKey = Array(RecordBatchLayout.subMilliNanosHeader.utf8)
+    /// `headers` of the array-taking `append`, encoded.
+    private let scratchHeaders = EncodedHeaders()
 
     /// `targetBytes`: smaller batches where many builders live at once (a task's
     /// repartition sender keeps one per destination partition).
@@ -45,8 +90,8 @@ public final class RecordBatchBuilder {
     /// True once the batch should be sealed (size or count target reached).
     public var isFull: Bool { records.count >= targetBytes || count >= Int32(Limits.batchRecordsMax) }
 
-    /// Appends one record. `key` nil means a null key.
-    public func append(key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer, timestamp: TimestampNanos, headers: [RecordHeader] = []) {
+    /// Appends one record with headers in their wire form. `key` nil means a null key.
+    public func append(key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer, timestamp: TimestampNanos, headers: EncodedHeaders) {
         let millis = timestamp.millis
         if count == 0 { baseTimestampMillis = millis }
         if millis > maxTimestampMillis { maxTimestampMillis = millis }
@@ -60,7 +105,7 @@ public final class RecordBatchBuilder {
         bodyBytes += Varint.size(keyLength) + max(0, Int(keyLength))
         bodyBytes += Varint.size(Int64(value.count)) + value.count + Varint.size(headerCount)
         if subMilli != 0 { bodyBytes += headerBytes(keyCount: Self.nsHeaderKey.count, valueCount: 4) }
-        for h in headers { bodyBytes += headerBytes(keyCount: h.key.utf8.count, valueCount: h.value.count) }
+        bodyBytes += headers.bytes.count
 
         records.reserve(bodyBytes + Varint.int32BytesMax)
         records.appendVarint(Int64(bodyBytes))
@@ -79,14 +124,16 @@ public final class RecordBatchBuilder {
             records.appendVarint(4)
             records.appendBigEndian(subMilli)
         }
-        for h in headers {
-            records.appendVarint(Int64(h.key.utf8.count))
-            records.append(h.key)
-            records.appendVarint(Int64(h.value.count))
-            records.append(h.value)
-        }
+        records.append(headers.bytes.bytes)
         assert(records.count - start == bodyBytes, "record length prefix must match the body")
         count += 1
+    }
+
+    /// Appends one record. `key` nil means a null key.
+    public func append(key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer, timestamp: TimestampNanos, headers: [RecordHeader] = []) {
+        scratchHeaders.truncate(to: (0, 0))
+        for h in headers { h.value.withUnsafeBytes { scratchHeaders.append(key: h.key, value: $0) } }
+        append(key: key, value: value, timestamp: timestamp, headers: scratchHeaders)
     }
 
     private func headerBytes(keyCount: Int, valueCount: Int) -> Int {

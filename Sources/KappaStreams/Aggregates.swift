@@ -53,29 +53,25 @@ public struct AggregateState: Equatable, Sendable {
         }
     }
 
-    /// Appends `"name":value` pairs (with leading commas) for `specs` to a JSON object.
-    func appendJSON(_ specs: [AggregateSpec], fields: [String], to out: inout [UInt8]) {
-        for a in specs {
-            out.append(UInt8(ascii: ","))
-            out.append(UInt8(ascii: "\""))
-            out.append(contentsOf: a.outputName.utf8)
-            out.append(contentsOf: "\":".utf8)
-            guard let f = a.field else {
-                appendInteger(count, to: &out)
+    /// Appends `"name":value` pairs (with leading commas) for the job's aggregates.
+    func appendJSON(_ layout: AggregateLayout, to out: ByteWriter) {
+        for item in layout.items {
+            out.append(item.prefix)
+            guard let i = item.field else {
+                out.appendInteger(count)
                 continue
             }
-            let i = fields.firstIndex(of: f)!
-            let field = self.fields[i]
+            let field = fields[i]
             guard field.count > 0 else {
-                out.append(contentsOf: (a.kind == .sum ? "0" : "null").utf8)
+                out.append(item.kind == .sum ? AggregateLayout.zero : AggregateLayout.null)
                 continue
             }
-            switch a.kind {
-            case .sum: field.sum.append(to: &out)
-            case .min: field.min.append(to: &out)
-            case .max: field.max.append(to: &out)
-            case .avg: field.sum.divided(by: field.count).append(to: &out)
-            case .count: appendInteger(count, to: &out)
+            switch item.kind {
+            case .sum: field.sum.append(to: out)
+            case .min: field.min.append(to: out)
+            case .max: field.max.append(to: out)
+            case .avg: field.sum.divided(by: field.count).append(to: out)
+            case .count: out.appendInteger(count)
             }
         }
     }
@@ -100,6 +96,27 @@ public struct AggregateState: Equatable, Sendable {
             s.fields[i].max = try r.decimal()
         }
         return s
+    }
+}
+
+/// How a window job's aggregates appear in its results, worked out once per job: each
+/// aggregate's JSON prefix (`,"sum_fare":`) and the numeric field it reads.
+public struct AggregateLayout: Sendable {
+    struct Item: Sendable {
+        var kind: AggregateSpec.Kind
+        var field: Int?  // index in the job's numeric fields; nil for count
+        var prefix: [UInt8]
+    }
+
+    let items: [Item]
+    static let zero = Array("0".utf8)
+    static let null = Array("null".utf8)
+
+    public init(_ spec: WindowSpec) {
+        let fields = spec.fields
+        items = spec.aggregates.map { a in
+            Item(kind: a.kind, field: a.field.map { fields.firstIndex(of: $0)! }, prefix: Array(",\"\(a.outputName)\":".utf8))
+        }
     }
 }
 
@@ -155,8 +172,32 @@ public struct Lineage: Equatable, Sendable {
 
     /// `topic/p:first-last,…`, partitions ascending.
     public func header(topic: String) -> String {
+        let w = ByteWriter(capacity: 64)
+        appendHeader(topic: Array(topic.utf8), to: w)
+        return String(decoding: w.bytes, as: UTF8.self)
+    }
+
+    /// `header(topic:)` written into `out`; one partition (the common case) without
+    /// building a dictionary.
+    public func appendHeader(topic: [UInt8], to out: ByteWriter) {
+        func range(_ p: Int32, _ low: Int64, _ high: Int64) {
+            out.append(topic)
+            out.append(UInt8(ascii: "/"))
+            out.appendInteger(Int64(p))
+            out.append(UInt8(ascii: ":"))
+            out.appendInteger(low)
+            out.append(UInt8(ascii: "-"))
+            out.appendInteger(high)
+        }
+        if more == nil {
+            if let f = first { range(f.partition, f.low, f.high) }
+            return
+        }
         let all = ranges
-        return all.keys.sorted().map { p in "\(topic)/\(p):\(all[p]!.lowerBound)-\(all[p]!.upperBound)" }.joined(separator: ",")
+        for (i, p) in all.keys.sorted().enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            range(p, all[p]!.lowerBound, all[p]!.upperBound)
+        }
     }
 
     func encode(into w: ByteWriter) {

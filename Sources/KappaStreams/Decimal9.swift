@@ -45,34 +45,64 @@ public struct Decimal9: Hashable, Comparable, Sendable, CustomStringConvertible 
         return String(decoding: out, as: UTF8.self)
     }
 
-    public func append(to out: inout [UInt8]) {
-        var m = raw.magnitude
-        if raw < 0 { out.append(UInt8(ascii: "-")) }
+    /// The most bytes `write` writes: a sign, 30 integer digits (|raw| < 2¹²⁷ / 10⁹),
+    /// a point, 9 fractional digits.
+    public static let textBytesMax = 41
+
+    /// Writes the shortest exact decimal at `p` (room for `textBytesMax`); returns the
+    /// bytes written.
+    public func write(into p: UnsafeMutableRawPointer) -> Int {
+        var n = 0
+        if raw < 0 {
+            p.storeBytes(of: UInt8(ascii: "-"), as: UInt8.self)
+            n = 1
+        }
+        let m = raw.magnitude
         let scale = UInt128(Self.scale)
         let whole = m / scale
         var frac = m % scale
-        m = whole
-        var digits: [UInt8] = []
-        repeat {
-            digits.append(UInt8(ascii: "0") + UInt8(m % 10))
-            m /= 10
-        } while m > 0
-        out.append(contentsOf: digits.reversed())
-        guard frac != 0 else { return }
-        out.append(UInt8(ascii: "."))
+        if whole <= UInt128(UInt64.max) {  // every realistic value: 64-bit arithmetic
+            n += writeDigits(UInt64(whole), into: p + n)
+        } else {
+            var digits = 0
+            var probe = whole
+            repeat {
+                probe /= 10
+                digits += 1
+            } while probe > 0
+            var w = whole
+            for i in stride(from: digits - 1, through: 0, by: -1) {
+                (p + n + i).storeBytes(of: UInt8(ascii: "0") + UInt8(w % 10), as: UInt8.self)
+                w /= 10
+            }
+            n += digits
+        }
+        guard frac != 0 else { return n }
+        (p + n).storeBytes(of: UInt8(ascii: "."), as: UInt8.self)
+        n += 1
         var width = 9
         while frac % 10 == 0 {
             frac /= 10
             width -= 1
         }
-        var fd = [UInt8](repeating: UInt8(ascii: "0"), count: width)
-        var i = width - 1
-        while frac > 0 {
-            fd[i] = UInt8(ascii: "0") + UInt8(frac % 10)
+        for i in stride(from: width - 1, through: 0, by: -1) {
+            (p + n + i).storeBytes(of: UInt8(ascii: "0") + UInt8(frac % 10), as: UInt8.self)
             frac /= 10
-            i -= 1
         }
-        out.append(contentsOf: fd)
+        return n + width
+    }
+
+    public func append(to out: inout [UInt8]) {
+        withUnsafeTemporaryAllocation(byteCount: Self.textBytesMax, alignment: 1) { buffer in
+            let n = write(into: buffer.baseAddress!)
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+        }
+    }
+
+    /// Appends the shortest exact decimal.
+    public func append(to out: ByteWriter) {
+        out.reserve(Self.textBytesMax)
+        out.count += write(into: out.base + out.count)
     }
 }
 

@@ -187,27 +187,46 @@ extension JobTask {
 
     // MARK: writing results
 
-    private func lineageHeader(_ l: Lineage) -> RecordHeader {
-        RecordHeader(key: "kappa.input", value: Array(l.header(topic: lineageTopic).utf8))
+    /// Writes the result built in `resultValue`, keyed by `key`, with the lineage header
+    /// that `lineage` writes. No String and no array is made per result.
+    private func writeResult(key: String, timestamp: TimestampNanos, lineage: (ByteWriter) -> Void) {
+        resultHeaders.truncate(to: resultHeadersFixed)
+        resultHeaders.append(key: "kappa.input", lineage)
+        var k = key
+        k.withUTF8 { output.append(key: UnsafeRawBufferPointer($0), value: resultValue.bytes, timestamp: timestamp, headers: resultHeaders) }
     }
 
     func writeWindow(_ r: WindowResult) {
-        guard case .window(let merger) = op else { return }
-        output.append(key: Array(r.key.utf8), value: r.json(merger.spec, fields: merger.spec.fields), timestamp: r.windowEnd,
-                      headers: [headerJob, headerVersion, lineageHeader(r.lineage)])
+        resultValue.removeAll()
+        r.appendJSON(aggregateLayout!, to: resultValue)
+        writeResult(key: r.key, timestamp: r.windowEnd) { r.lineage.appendHeader(topic: lineageTopic, to: $0) }
     }
 
     func writeSession(key: String, _ s: Session) {
-        output.append(key: Array(key.utf8), value: s.json(key: key), timestamp: s.end,
-                      headers: [headerJob, headerVersion, lineageHeader(s.lineage)])
+        resultValue.removeAll()
+        s.appendJSON(key: key, to: resultValue)
+        writeResult(key: key, timestamp: s.end) { s.lineage.appendHeader(topic: lineageTopic, to: $0) }
     }
 
     func writeMatch(_ m: MatchResult) {
         guard case .match(let op) = op else { return }
-        var lineage = "\(op.spec.tickets)/\(m.ticketPartition):\(m.ticketOffset)"
-        if let rp = m.ridePartition, let ro = m.rideOffset { lineage += ",\(op.spec.rides)/\(rp):\(ro)" }
-        output.append(key: Array(m.ticketId.utf8), value: m.json(), timestamp: m.ticketTime,
-                      headers: [headerJob, headerVersion, RecordHeader(key: "kappa.input", value: Array(lineage.utf8))])
+        resultValue.removeAll()
+        m.appendJSON(to: resultValue)
+        writeResult(key: m.ticketId, timestamp: m.ticketTime) { w in
+            w.append(op.spec.tickets)
+            w.append(UInt8(ascii: "/"))
+            w.appendInteger(Int64(m.ticketPartition))
+            w.append(UInt8(ascii: ":"))
+            w.appendInteger(m.ticketOffset)
+            if let rp = m.ridePartition, let ro = m.rideOffset {
+                w.append(UInt8(ascii: ","))
+                w.append(op.spec.rides)
+                w.append(UInt8(ascii: "/"))
+                w.appendInteger(Int64(rp))
+                w.append(UInt8(ascii: ":"))
+                w.appendInteger(ro)
+            }
+        }
     }
 
     func sendToLate(_ record: RecordView, source i: Int, time: TimestampNanos, streamTime: TimestampNanos?) {

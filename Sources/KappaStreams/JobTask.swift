@@ -63,7 +63,14 @@ public final class JobTask {
     let fieldCount: Int
     let headerJob: RecordHeader
     let headerVersion: RecordHeader
-    let lineageTopic: String
+    let lineageTopic: [UInt8]
+    /// A result record being built: its value, and its headers with the fixed ones (job,
+    /// version) encoded once, up to `resultHeadersFixed`.
+    let resultValue = ByteWriter(capacity: 1024)
+    let resultHeaders = EncodedHeaders()
+    let resultHeadersFixed: (bytes: Int, count: Int)
+    /// A window job's aggregates as they appear in results (nil for other jobs).
+    let aggregateLayout: AggregateLayout?
 
     public var processed: Int64 { state.processed }
     public var deadLetters: Int64 { state.deadLetters }
@@ -88,7 +95,7 @@ public final class JobTask {
         output = try TaskOutput(directory: directory, topicPartition: TopicPartition(JobRegistry.outputTopic(definition, version), task), fsync: fsync)
         late = try TaskOutput(directory: directory, topicPartition: TopicPartition(JobRegistry.lateTopic(definition, version), task), fsync: fsync)
         deadLetter = try TaskOutput(directory: directory, topicPartition: TopicPartition(JobRegistry.deadLetterTopic(definition, version), task), fsync: fsync)
-        lineageTopic = definition.inputs.joined(separator: "+")
+        lineageTopic = Array(definition.inputs.joined(separator: "+").utf8)
         var paths = [definition.timeField, definition.keyField]
         switch definition.operation {
         case .window(let w):
@@ -124,6 +131,10 @@ public final class JobTask {
         values.initialize(repeating: nil)
         headerJob = RecordHeader(key: "kappa.job", value: Array(definition.name.utf8))
         headerVersion = RecordHeader(key: "kappa.version", value: Array(String(version).utf8))
+        let fixed = resultHeaders
+        for h in [headerJob, headerVersion] { h.value.withUnsafeBytes { fixed.append(key: h.key, value: $0) } }
+        resultHeadersFixed = fixed.mark
+        if case .window(let w) = definition.operation { aggregateLayout = AggregateLayout(w) } else { aggregateLayout = nil }
         try restore()
     }
 

@@ -18,27 +18,38 @@ public struct MatchResult: Equatable, Sendable {
     /// `{"ticket_id","user_id","ticket_time","ride_id","ride_time"}` (ride fields null
     /// when unmatched).
     public func json() -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(160)
-        out.append(contentsOf: "{\"ticket_id\":".utf8)
-        JSONEscape.appendString(ticketId, to: &out)
-        out.append(contentsOf: ",\"user_id\":".utf8)
-        JSONEscape.appendString(user, to: &out)
-        out.append(contentsOf: ",\"ticket_time\":\"".utf8)
-        ticketTime.appendDecimalSeconds(to: &out)
-        out.append(contentsOf: "\",\"ride_id\":".utf8)
-        if let rideId { JSONEscape.appendString(rideId, to: &out) } else { out.append(contentsOf: "null".utf8) }
-        out.append(contentsOf: ",\"ride_time\":".utf8)
+        let out = ByteWriter(capacity: 256)
+        appendJSON(to: out)
+        return Array(out.bytes)
+    }
+
+    /// `json()` written into `out`.
+    public func appendJSON(to out: ByteWriter) {
+        out.append(MatchResult.ticketPrefix)
+        JSONEscape.appendString(ticketId, to: out)
+        out.append(MatchResult.userPrefix)
+        JSONEscape.appendString(user, to: out)
+        out.append(MatchResult.ticketTimePrefix)
+        out.appendDecimalSeconds(ticketTime)
+        out.append(MatchResult.ridePrefix)
+        if let rideId { JSONEscape.appendString(rideId, to: out) } else { out.append(MatchResult.null) }
+        out.append(MatchResult.rideTimePrefix)
         if let rideTime {
             out.append(UInt8(ascii: "\""))
-            rideTime.appendDecimalSeconds(to: &out)
+            out.appendDecimalSeconds(rideTime)
             out.append(UInt8(ascii: "\""))
         } else {
-            out.append(contentsOf: "null".utf8)
+            out.append(MatchResult.null)
         }
         out.append(UInt8(ascii: "}"))
-        return out
     }
+
+    static let ticketPrefix = Array("{\"ticket_id\":".utf8)
+    static let userPrefix = Array(",\"user_id\":".utf8)
+    static let ticketTimePrefix = Array(",\"ticket_time\":\"".utf8)
+    static let ridePrefix = Array("\",\"ride_id\":".utf8)
+    static let rideTimePrefix = Array(",\"ride_time\":".utf8)
+    static let null = Array("null".utf8)
 }
 
 /// Ride-to-ticket matching at the task that owns a set of users (an as-of join): each

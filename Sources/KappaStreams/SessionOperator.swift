@@ -54,26 +54,45 @@ public struct Session: Equatable, Sendable {
 
     /// `{"key","session_start","session_end","events","event_types"}`; types sorted by name.
     public func json(key: String) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(200)
-        out.append(contentsOf: "{\"key\":".utf8)
-        JSONEscape.appendString(key, to: &out)
-        out.append(contentsOf: ",\"session_start\":\"".utf8)
-        start.appendDecimalSeconds(to: &out)
-        out.append(contentsOf: "\",\"session_end\":\"".utf8)
-        end.appendDecimalSeconds(to: &out)
-        out.append(contentsOf: "\",\"events\":".utf8)
-        appendInteger(events, to: &out)
-        out.append(contentsOf: ",\"event_types\":{".utf8)
-        for (i, (t, n)) in types.sorted(by: { $0.0 < $1.0 }).enumerated() {
-            if i > 0 { out.append(UInt8(ascii: ",")) }
-            JSONEscape.appendString(t, to: &out)
-            out.append(UInt8(ascii: ":"))
-            appendInteger(n, to: &out)
-        }
-        out.append(contentsOf: "}}".utf8)
-        return out
+        let out = ByteWriter(capacity: 256)
+        appendJSON(key: key, to: out)
+        return Array(out.bytes)
     }
+
+    /// `json(key:)` written into `out`.
+    public func appendJSON(key: String, to out: ByteWriter) {
+        out.append(Session.keyPrefix)
+        JSONEscape.appendString(key, to: out)
+        out.append(Session.startPrefix)
+        out.appendDecimalSeconds(start)
+        out.append(Session.endPrefix)
+        out.appendDecimalSeconds(end)
+        out.append(Session.eventsPrefix)
+        out.appendInteger(events)
+        out.append(Session.typesPrefix)
+        if types.count == 1 {
+            appendType(types[0], to: out)
+        } else {
+            for (i, t) in types.sorted(by: { $0.0 < $1.0 }).enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                appendType(t, to: out)
+            }
+        }
+        out.append(UInt8(ascii: "}"))
+        out.append(UInt8(ascii: "}"))
+    }
+
+    private func appendType(_ t: (String, Int64), to out: ByteWriter) {
+        JSONEscape.appendString(t.0, to: out)
+        out.append(UInt8(ascii: ":"))
+        out.appendInteger(t.1)
+    }
+
+    static let keyPrefix = Array("{\"key\":".utf8)
+    static let startPrefix = Array(",\"session_start\":\"".utf8)
+    static let endPrefix = Array("\",\"session_end\":\"".utf8)
+    static let eventsPrefix = Array("\",\"events\":".utf8)
+    static let typesPrefix = Array(",\"event_types\":{".utf8)
 }
 
 /// Sessionisation at the task that owns a set of keys: groups each key's events into

@@ -24,6 +24,14 @@ final class TaskOutput {
         builder = RecordBatchBuilder(compression: config.codec)
     }
 
+    /// Appends a result record: key and value bytes, headers in their wire form.
+    func append(key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer, timestamp: TimestampNanos, headers: EncodedHeaders) {
+        builder.append(key: key, value: value, timestamp: timestamp, headers: headers)
+        appended += 1
+        unpublished = true
+        sealIfFull()
+    }
+
     func append(key: [UInt8]?, value: [UInt8], timestamp: TimestampNanos, headers: [RecordHeader]) {
         value.withUnsafeBytes { append(key: key, value: $0, timestamp: timestamp, headers: headers) }
     }

@@ -199,19 +199,27 @@ public struct WindowResult: Equatable, Sendable {
 
     /// The output record's JSON: key, window_start, window_end and one field per aggregate.
     public func json(_ spec: WindowSpec, fields: [String]) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(160)
-        out.append(contentsOf: "{\"key\":".utf8)
-        JSONEscape.appendString(key, to: &out)
-        out.append(contentsOf: ",\"window_start\":\"".utf8)
-        windowStart.appendDecimalSeconds(to: &out)
-        out.append(contentsOf: "\",\"window_end\":\"".utf8)
-        windowEnd.appendDecimalSeconds(to: &out)
-        out.append(UInt8(ascii: "\""))
-        state.appendJSON(spec.aggregates, fields: fields, to: &out)
-        out.append(UInt8(ascii: "}"))
-        return out
+        let out = ByteWriter(capacity: 256)
+        appendJSON(AggregateLayout(spec), to: out)
+        return Array(out.bytes)
     }
+
+    /// `json` written into `out`, with the job's aggregate layout worked out once.
+    public func appendJSON(_ layout: AggregateLayout, to out: ByteWriter) {
+        out.append(WindowResult.keyPrefix)
+        JSONEscape.appendString(key, to: out)
+        out.append(WindowResult.startPrefix)
+        out.appendDecimalSeconds(windowStart)
+        out.append(WindowResult.endPrefix)
+        out.appendDecimalSeconds(windowEnd)
+        out.append(UInt8(ascii: "\""))
+        state.appendJSON(layout, to: out)
+        out.append(UInt8(ascii: "}"))
+    }
+
+    static let keyPrefix = Array("{\"key\":".utf8)
+    static let startPrefix = Array(",\"window_start\":\"".utf8)
+    static let endPrefix = Array("\",\"window_end\":\"".utf8)
 }
 
 /// Second stage of a windowed aggregation, one per task: merges the partials of every

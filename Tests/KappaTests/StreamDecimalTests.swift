@@ -135,9 +135,11 @@ import KappaTesting
         let specs = [AggregateSpec(kind: .count, field: nil), AggregateSpec(kind: .sum, field: "a"), AggregateSpec(kind: .avg, field: "a"),
                      AggregateSpec(kind: .min, field: "a"), AggregateSpec(kind: .max, field: "a"), AggregateSpec(kind: .sum, field: "b"),
                      AggregateSpec(kind: .avg, field: "b"), AggregateSpec(kind: .min, field: "b"), AggregateSpec(kind: .max, field: "b")]
-        var out: [UInt8] = []
-        s.appendJSON(specs, fields: ["a", "b"], to: &out)
-        #expect(String(decoding: out, as: UTF8.self) == ",\"count\":4,\"sum_a\":0,\"avg_a\":0,\"min_a\":-1.5,\"max_a\":2.25,\"sum_b\":0,\"avg_b\":null,\"min_b\":null,\"max_b\":null")
+        let spec = WindowSpec(key: "k", time: "t", sizeNanos: 1, graceNanos: 0, aggregates: specs, emit: .final)
+        #expect(spec.fields == ["a", "b"])
+        let out = ByteWriter(capacity: 16)
+        s.appendJSON(AggregateLayout(spec), to: out)
+        #expect(String(decoding: out.bytes, as: UTF8.self) == ",\"count\":4,\"sum_a\":0,\"avg_a\":0,\"min_a\":-1.5,\"max_a\":2.25,\"sum_b\":0,\"avg_b\":null,\"min_b\":null,\"max_b\":null")
         // Merging is the same as adding everything to one state, in any split.
         var left = AggregateState(fields: 2), right = AggregateState(fields: 2)
         for (i, r) in rows.enumerated() { r.withUnsafeBufferPointer { if i % 2 == 0 { left.add($0) } else { right.add($0) } } }
@@ -147,5 +149,51 @@ import KappaTesting
         var empty = AggregateState(fields: 2)
         empty.merge(s)
         #expect(empty == s)
+    }
+}
+
+/// The formatters every result is written with, against plain references.
+@Suite struct StreamFormatTests {
+    /// Decimal seconds written digit by digit, independently of `writeDecimalSeconds`.
+    static func reference(_ t: Int64) -> String {
+        let sign = t < 0 ? "-" : ""
+        let m = t.magnitude
+        var s = sign + String(m / 1_000_000_000)
+        var f = String(m % 1_000_000_000)
+        if f != "0" {
+            f = String(repeating: "0", count: 9 - f.count) + f
+            while f.hasSuffix("0") { f.removeLast() }
+            s += "." + f
+        }
+        return s
+    }
+
+    @Test func decimalSecondsAndIntegersMatchAReference() {
+        var rng = SeededRandom(seed: 4242)
+        var values: [Int64] = [0, 1, -1, 999_999_999, 1_000_000_000, -1_000_000_000, 1_457_741_907_959_400_112, .max, .min, .min + 1]
+        for _ in 0..<5000 { values.append(Int64(bitPattern: rng.next()) >> Int64(rng.int(0...62))) }
+        let w = ByteWriter(capacity: 8)
+        for v in values {
+            w.removeAll()
+            w.appendDecimalSeconds(TimestampNanos(v))
+            #expect(String(decoding: w.bytes, as: UTF8.self) == Self.reference(v), "\(v)")
+            #expect(TimestampNanos(v).decimalSeconds == Self.reference(v))
+            w.removeAll()
+            w.appendInteger(v)
+            #expect(String(decoding: w.bytes, as: UTF8.self) == String(v))
+        }
+    }
+
+    @Test func lineageHeaders() {
+        var one = Lineage()
+        one.add(partition: 2, offset: 120)
+        one.add(partition: 2, offset: 9981)
+        #expect(one.header(topic: "rides") == "rides/2:120-9981")
+        var many = one
+        many.add(partition: 0, offset: 7)
+        many.add(partition: 11, offset: 5)
+        many.add(partition: 11, offset: 3)
+        #expect(many.header(topic: "a+b") == "a+b/0:7-7,a+b/2:120-9981,a+b/11:3-5")
+        #expect(Lineage().header(topic: "t") == "")
     }
 }
