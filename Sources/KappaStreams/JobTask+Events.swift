@@ -117,7 +117,7 @@ extension JobTask {
             sender!.forward(.session, source: state.sources[i].id, to: owner, key: key, offset: record.offset.rawValue, time: time, text: textBytes(type))
             return
         }
-        s.add(key: String(decoding: key, as: UTF8.self), time: time, type: type.text, partition: state.sources[i].partition, offset: record.offset.rawValue)
+        s.add(key: key, time: time, type: textBytes(type), partition: state.sources[i].partition, offset: record.offset.rawValue)
     }
 
     func matchEvent(_ record: RecordView, source i: Int, compressed: Bool, _ m: TicketRideMatcher, _ isTicket: Bool,

@@ -22,8 +22,7 @@ extension JobTask {
         case .session(let s):
             return try forEachRecord(budget: budget) { (d, _, from) throws(RepartitionRecord.Failure) in
                 try forEachEvent(d, from, expecting: .session) { e in
-                    s.add(key: String(decoding: e.key, as: UTF8.self), time: e.time, type: e.text.map { String(decoding: $0, as: UTF8.self) },
-                          partition: from.partition, offset: e.offset)
+                    s.add(key: e.key, time: e.time, type: e.text, partition: from.partition, offset: e.offset)
                 }
             }
         case .match(let m):

@@ -292,3 +292,37 @@ enum SessionData {
                 == Dictionary(uniqueKeysWithValues: c.emitted.map { (key($0), OracleSession($0.1)) }), "seed \(seed)")
     }
 }
+
+/// Keys come and go: the key index is compacted to the keys with open sessions, and
+/// results are unchanged by it.
+@Suite struct StreamSessionCompactionTests {
+    @Test func manyShortLivedKeysAreForgottenAndResultsStayRight() {
+        var rng = SeededRandom(seed: 808)
+        let gap = 30 * StreamFx.minute
+        let spec = SessionSpec(key: "user_id", time: "time_utc", gapNanos: gap, graceNanos: 0)
+        // 30,000 users, each active once for a few minutes, one after the other: at any
+        // time only a few are open.
+        var events: [SessionEvent] = []
+        var t = StreamFx.base
+        for u in 0..<30_000 {
+            for _ in 0..<rng.int(1...3) {
+                events.append(SessionEvent(id: events.count, key: "user-\(u)", time: t, type: rng.chance(50) ? "login" : "search", offset: Int64(events.count)))
+                t += StreamFx.second * Int64(rng.int(1...90))
+            }
+        }
+        let s = DirectSessions(spec: spec)
+        var emitted: [(String, Session)] = []
+        var largestIndex = 0
+        for (i, e) in events.enumerated() {
+            #expect(s.add(key: e.key, time: e.time, type: e.type, partition: 0, offset: e.offset))
+            if i % 64 == 63 {
+                s.closeReady { emitted.append(($0, $1)) }
+                largestIndex = max(largestIndex, s.s.indexedKeys)
+            }
+        }
+        _ = s.add(key: StreamFx.sentinelKey, time: StreamFx.farFuture, type: nil, partition: 0, offset: 1 << 40)
+        s.closeReady { emitted.append(($0, $1)) }
+        #expect(largestIndex < 10_000, "the key index grew to \(largestIndex) keys for \(s.openSessions) open sessions")
+        SessionData.check(emitted, against: SessionData.oracle(events, gap: gap), context: "compaction, seed 808")
+    }
+}
