@@ -17,6 +17,7 @@ let benchmarks = {
     )
     streamBenchmarks()
     rekeyBenchmarks()
+    outputHeavyBenchmarks()
     kafkaBenchmarks()
 
     // 1. Library append, LZ4, one core: records/s through TopicWriter into 4 partitions.

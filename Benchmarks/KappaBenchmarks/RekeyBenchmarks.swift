@@ -27,6 +27,12 @@ enum RekeyFixture {
     /// (so repeated runs do not fill the disk).
     static func replay(_ job: String, data: String) -> (nanos: Int64, maxRSSKiB: Int, cpuNanos: Int64) {
         let m = StreamFixture.measureCPU(Fixture.kappa, ["replay", StreamFixture.dir + "/\(job).yaml", "--data", data, "--fsync", "never"])
+        dropNewestVersion(job, data: data)
+        return m
+    }
+
+    /// Drops the newest version of `job` in `data` (so repeated replays do not fill the disk).
+    static func dropNewestVersion(_ job: String, data: String) {
         let out = Fixture.directory + "/jobs-list-\(getpid()).out"
         Fixture.run(Fixture.kappa, ["jobs", "list", "--data", data], stdoutPath: out)
         let list = String(decoding: FileManager.default.contents(atPath: out) ?? Data(), as: UTF8.self).split(separator: "\n")
@@ -34,7 +40,6 @@ enum RekeyFixture {
         if let r = list.range(of: "\"versions\":["), let last = list[r.upperBound...].prefix(while: { $0 != "]" }).split(separator: ",").last {
             Fixture.run(Fixture.kappa, ["jobs", "drop", job, String(last), "--data", data])
         }
-        return m
     }
 }
 

@@ -72,14 +72,15 @@ enum StreamFixture {
 
     /// `measure`, with the child's CPU time (user + system): on this shared 2-core
     /// machine other work steals wall-clock time in bursts, CPU time much less.
-    static func measureCPU(_ executable: String, _ arguments: [String]) -> (nanos: Int64, maxRSSKiB: Int, cpuNanos: Int64) {
+    /// Standard output goes to `stdout`, by default a file the peak RSS is read from.
+    static func measureCPU(_ executable: String, _ arguments: [String], stdout: String? = nil) -> (nanos: Int64, maxRSSKiB: Int, cpuNanos: Int64) {
         _ = Fixture.checkDevNull
         var pid: pid_t = 0
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
-        let out = Fixture.directory + "/replay-\(getpid()).out"
+        let out = stdout ?? Fixture.directory + "/replay-\(getpid()).out"
         posix_spawn_file_actions_addopen(&actions, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
         let start = monotonicNanos()
@@ -92,7 +93,7 @@ enum StreamFixture {
         let nanos = monotonicNanos() - start
         posix_spawn_file_actions_destroy(&actions)
         precondition(status == 0, "\(executable) \(arguments) exited with status \(status)")
-        let text = String(decoding: FileManager.default.contents(atPath: out) ?? Data(), as: UTF8.self)
+        let text = stdout == nil ? String(decoding: FileManager.default.contents(atPath: out) ?? Data(), as: UTF8.self) : 
         let rss = text.range(of: "\"peak_rss_kib\":").map { Int(text[$0.upperBound...].prefix { $0.isNumber }) ?? 0 } ?? 0
         func cpu(_ t: timeval) -> Int64 { Int64(t.tv_sec) * 1_000_000_000 + Int64(t.tv_usec) * 1000 }
         return (nanos, rss, cpu(usage.ru_utime) + cpu(usage.ru_stime))

@@ -169,40 +169,40 @@ extension JobTask {
     }
 
     /// Merges a window partial here, or sends it to the task that owns its key.
-    func route(_ c: Contribution, source i: Int, merger: WindowMerger) {
+    func route(_ c: PartialRef, source i: Int, merger: WindowMerger) {
         if state.sources[i].rekeyed, let sender {
-            var key = c.key
-            let owner = key.withUTF8 { plan.owner(of: UnsafeRawBufferPointer($0)) }
+            let owner = plan.owner(of: c.key)
             if owner != task {
                 RepartitionRecord.encodeContribution(c, into: encoded)
-                key.withUTF8 { k in
-                    sender.send(to: owner, key: UnsafeRawBufferPointer(k), value: encoded.bytes,
-                                timestamp: TimestampNanos(millis: c.windowStart.millis))
-                }
+                sender.send(to: owner, key: c.key, value: encoded.bytes, timestamp: TimestampNanos(millis: c.windowStart.millis))
                 return
             }
         }
-        if let update = merger.apply(c) { writeWindow(update) }
+        merger.apply(c) { writeWindow($0) }
     }
 
     // MARK: writing results
 
     /// Writes the result built in `resultValue`, keyed by `key`, with the lineage header
     /// that `lineage` writes. No String and no array is made per result.
-    private func writeResult(key: String, timestamp: TimestampNanos, lineage: (ByteWriter) -> Void) {
+    private func writeResult(key: UnsafeRawBufferPointer, timestamp: TimestampNanos, lineage: (ByteWriter) -> Void) {
         resultHeaders.truncate(to: resultHeadersFixed)
         resultHeaders.append(key: "kappa.input", lineage)
-        var k = key
-        k.withUTF8 { output.append(key: UnsafeRawBufferPointer($0), value: resultValue.bytes, timestamp: timestamp, headers: resultHeaders) }
+        output.append(key: key, value: resultValue.bytes, timestamp: timestamp, headers: resultHeaders)
     }
 
-    func writeWindow(_ r: WindowResult) {
+    private func writeResult(key: String, timestamp: TimestampNanos, lineage: (ByteWriter) -> Void) {
+        var k = key
+        k.withUTF8 { writeResult(key: UnsafeRawBufferPointer($0), timestamp: timestamp, lineage: lineage) }
+    }
+
+    func writeWindow(_ r: ResultRef) {
         resultValue.removeAll()
         r.appendJSON(aggregateLayout!, to: resultValue)
         writeResult(key: r.key, timestamp: r.windowEnd) { r.lineage.appendHeader(topic: lineageTopic, to: $0) }
     }
 
-    func writeSession(key: String, _ s: Session) {
+    func writeSession(key: UnsafeRawBufferPointer, _ s: Session) {
         resultValue.removeAll()
         s.appendJSON(key: key, to: resultValue)
         writeResult(key: key, timestamp: s.end) { s.lineage.appendHeader(topic: lineageTopic, to: $0) }

@@ -17,7 +17,7 @@ extension JobTask {
             return try forEachRecord(budget: budget) { (d, key, from) throws(RepartitionRecord.Failure) in
                 guard d.kind == .contribution else { throw unexpected(d, from) }
                 guard state.progress[from.stream].accept(slot: from.slot, sequence: d.sequence) else { return }
-                if let update = merger.apply(try RepartitionRecord.contribution(key: key, d, fields: fields)) { writeWindow(update) }
+                merger.apply(try RepartitionRecord.contribution(key: key, d, fields: fields)) { writeWindow($0) }
             }
         case .session(let s):
             return try forEachRecord(budget: budget) { (d, _, from) throws(RepartitionRecord.Failure) in

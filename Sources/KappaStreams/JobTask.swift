@@ -248,7 +248,7 @@ public final class JobTask {
         sender?.closeBundles()
         for i in state.sources.indices {
             if let pre = state.sources[i].pre, case .window(let merger) = op {
-                pre.closeReady { route($0, source: i, merger: merger) }
+                pre.closeReady { (p: PartialRef) in route(p, source: i, merger: merger) }
             }
             guard let st = state.sources[i].streamTime else { continue }
             let now = TaskState.ReportedWatermark(streamTime: st, idle: state.sources[i].idle)
@@ -271,9 +271,9 @@ public final class JobTask {
     private func closeReady() {
         switch op {
         case .window(let merger):
-            merger.closeReady(watermark: state.progress[0].watermark) { writeWindow($0) }
+            merger.closeReady(watermark: state.progress[0].watermark) { (r: ResultRef) in writeWindow(r) }
         case .session(let s):
-            s.closeReady(watermark: state.progress[0].watermark) { key, session in writeSession(key: key, session) }
+            s.closeReadyRaw(watermark: state.progress[0].watermark) { key, session in writeSession(key: key, session) }
         case .match(let m):
             state.refreshWatermarks()
             m.closeReady(idleRides: state.progress[0].allIdle) { writeMatch($0) }

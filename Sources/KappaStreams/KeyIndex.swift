@@ -5,16 +5,16 @@ import Darwin
 #endif
 
 /// Interns keys read from records as dense ids `0..<count`, looking them up by their
-/// bytes where they lie (inside the inflated batch): no String is made and nothing is
-/// allocated for a key already seen; a String is made once, when a key first appears.
+/// bytes where they lie (inside the inflated batch). No String is made: a new key's bytes
+/// are copied once into an arena, and results are written from there (`withKey`).
 ///
 /// Hand-written because Swift's `Dictionary` needs an owned `Hashable` key per lookup —
 /// a String built from the bytes (UTF-8 validation, NFC-aware hashing) cost about a
 /// tenth of a windowed replay's CPU — and no mirrored package maps borrowed bytes.
 /// Open addressing with linear probing (load at most 0.7); a slot holds 32 bits of the
 /// hash, the id and the key's first 16 bytes, so looking up a key of up to 16 bytes (ids,
-/// cities) in a table far larger than the cache touches one cache line. Longer keys'
-/// bytes live in an arena. The hash is seeded per process, so crafted keys cannot be
+/// cities) in a table far larger than the cache touches one cache line; a longer key's
+/// tail is compared in the arena. The hash is seeded per process, so crafted keys cannot be
 /// aimed at one chain. Append-only: an operator that forgets keys drops its whole index (a
 /// closed window) or keeps its keys for good (the matcher's users).
 ///
@@ -28,11 +28,12 @@ final class KeyIndex {
         var w0: UInt64  // the first 16 bytes, zero-padded
         var w1: UInt64
         var count: Int32
-        var start: Int32  // in `arena`, for keys longer than 16 bytes
+        var start: Int32  // in `arena`
     }
 
-    private(set) var keys: [String] = []
+    /// Every key's bytes, by id: key `id` is `arena[starts[id]..<starts[id + 1]]`.
     private var arena: [UInt8] = []
+    private var starts: [Int32] = [0]
     private var slots: UnsafeMutablePointer<Slot>
     private var capacity: Int
     private var mask: Int
@@ -50,7 +51,7 @@ final class KeyIndex {
 
     deinit { slots.deallocate() }
 
-    var count: Int { keys.count }
+    var count: Int { starts.count - 1 }
 
     /// The id of `key`, interning it if new.
     @inline(__always)
@@ -76,10 +77,38 @@ final class KeyIndex {
         return k.withUTF8 { id(of: UnsafeRawBufferPointer($0)) }
     }
 
+    /// Calls `body` with the bytes of key `id`, valid during the call (the index must not
+    /// change meanwhile).
+    @inline(__always)
+    func withKey<R>(_ id: Int, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try arena.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[Int(starts[id])..<Int(starts[id + 1])])) }
+    }
+
+    /// Key `id` as a String (checkpoints, queries, tests: not per event).
+    func key(_ id: Int) -> String { withKey(id) { String(decoding: $0, as: UTF8.self) } }
+
     /// Ids ordered by their keys' UTF-8 bytes (= code point order): output and
     /// checkpoints that do not depend on hashing.
     func sortedByKey(_ ids: [Int]) -> [Int] {
-        ids.sorted { keys[$0].utf8.lexicographicallyPrecedes(keys[$1].utf8) }
+        arena.withUnsafeBytes { a in
+            ids.sorted { x, y in Self.precedes(a, Int(starts[x]), Int(starts[x + 1]), Int(starts[y]), Int(starts[y + 1])) }
+        }
+    }
+
+    /// Key `x` orders before key `y` (UTF-8 bytes).
+    func precedes(_ x: Int, _ y: Int) -> Bool {
+        arena.withUnsafeBytes { Self.precedes($0, Int(starts[x]), Int(starts[x + 1]), Int(starts[y]), Int(starts[y + 1])) }
+    }
+
+    @inline(__always)
+    private static func precedes(_ a: UnsafeRawBufferPointer, _ xs: Int, _ xe: Int, _ ys: Int, _ ye: Int) -> Bool {
+        let xn = xe - xs, yn = ye - ys
+        let n = min(xn, yn)
+        if n > 0 {
+            let c = memcmp(a.baseAddress! + xs, a.baseAddress! + ys, n)
+            if c != 0 { return c < 0 }
+        }
+        return xn < yn
     }
 
     private func matchesTail(_ s: Slot, _ key: UnsafeRawBufferPointer) -> Bool {
@@ -87,16 +116,13 @@ final class KeyIndex {
     }
 
     private func insert(_ key: UnsafeRawBufferPointer, _ w0: UInt64, _ w1: UInt64, tag: UInt64, slot: Int) -> Int32 {
-        precondition(key.count < Int32.max && arena.count + key.count < Int32.max && keys.count < Int32.max - 1, "key index full")
-        let id = keys.count
-        keys.append(String(decoding: key, as: UTF8.self))
-        var start: Int32 = -1
-        if key.count > 16 {
-            start = Int32(arena.count)
-            arena.append(contentsOf: key)
-        }
+        precondition(arena.count + key.count < Int32.max && count < Int32.max - 1, "key index full")
+        let id = count
+        let start = Int32(arena.count)
+        arena.append(contentsOf: key)
+        starts.append(Int32(arena.count))
         slots[slot] = Slot(tagAndId: tag << 32 | UInt64(id + 1), w0: w0, w1: w1, count: Int32(key.count), start: start)
-        if keys.count * 10 > capacity * 7 { grow() }
+        if count * 10 > capacity * 7 { grow() }
         return Int32(id)
     }
 

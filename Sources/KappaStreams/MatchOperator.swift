@@ -94,6 +94,8 @@ public final class TicketRideMatcher {
     }
 
     private var users = KeyIndex(capacity: 1024)
+    /// By user id: the user as results show it (made once per user).
+    private var userNames: [String] = []
     private var rides: [[Ride]] = []  // by user id, ascending by (time, partition, offset)
     /// Tickets waiting for the rides to catch up, by (time, partition, offset): those that
     /// become final come off the top. A heap, not a sorted array: re-keyed tickets arrive
@@ -117,7 +119,10 @@ public final class TicketRideMatcher {
     @inline(__always)
     private func userId(_ user: UnsafeRawBufferPointer) -> Int {
         let u = Int(users.id(of: user))
-        if u == rides.count { rides.append([]) }
+        if u == rides.count {
+            rides.append([])
+            userNames.append(String(decoding: user, as: UTF8.self))
+        }
         return u
     }
 
@@ -162,7 +167,7 @@ public final class TicketRideMatcher {
 
     func result(for t: Ticket, final: Bool) -> MatchResult {
         let ride = rides[Int(t.user)].last(where: { $0.time <= t.time })
-        return MatchResult(ticketId: t.id, user: users.keys[Int(t.user)], ticketTime: t.time, ticketPartition: t.partition,
+        return MatchResult(ticketId: t.id, user: userNames[Int(t.user)], ticketTime: t.time, ticketPartition: t.partition,
                            ticketOffset: t.offset, rideId: ride?.id, rideTime: ride?.time, ridePartition: ride?.partition,
                            rideOffset: ride?.offset, final: final)
     }
@@ -195,7 +200,7 @@ public final class TicketRideMatcher {
         w.put(ticketsWatermark)
         w.put(users.count)
         for u in 0..<users.count {
-            w.put(users.keys[u])
+            w.put(userNames[u])
             w.put(rides[u].count)
             for r in rides[u] {
                 w.put(r.id)
@@ -207,7 +212,7 @@ public final class TicketRideMatcher {
         w.put(pending.count)
         for t in pending.unordered.sorted() {
             w.put(t.id)
-            w.put(users.keys[Int(t.user)])
+            w.put(userNames[Int(t.user)])
             w.put(t.time.rawValue)
             w.put(Int64(t.partition))
             w.put(t.offset)
@@ -245,6 +250,7 @@ public final class TicketRideMatcher {
             return Int32(truncatingIfNeeded: try r.int64())
         }
         users = KeyIndex(capacity: 1024)
+        userNames = []
         rides = []
         rideCount = 0
         for _ in 0..<(try r.count()) {
@@ -256,13 +262,17 @@ public final class TicketRideMatcher {
             rideCount += list.count
             guard Int(users.id(of: user)) == rides.count else { throw StateReader.Failure(description: "user '\(user)' twice") }
             rides.append(list)
+            userNames.append(user)
         }
         var waiting: [Ticket] = []
         for _ in 0..<(try r.count()) {
             let id = try r.string()
             let user = try r.string()
             let u = Int(users.id(of: user))
-            if u == rides.count { rides.append([]) }  // older checkpoints listed only users with rides
+            if u == rides.count {  // older checkpoints listed only users with rides
+                rides.append([])
+                userNames.append(user)
+            }
             waiting.append(Ticket(id: id, user: Int32(u), time: TimestampNanos(try r.int64()), partition: try partition(&r), offset: try r.int64()))
         }
         pending = Heap(waiting)

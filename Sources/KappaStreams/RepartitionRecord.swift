@@ -54,7 +54,7 @@ enum RepartitionRecord {
 
     // MARK: encoding (into a reusable writer, emptied first)
 
-    static func encodeContribution(_ c: Contribution, into w: ByteWriter) {
+    static func encodeContribution(_ c: PartialRef, into w: ByteWriter) {
         w.removeAll()
         w.append(Kind.contribution.rawValue)
         w.put(Int64(c.source))
@@ -124,7 +124,7 @@ enum RepartitionRecord {
     }
 
     /// The window partial of a decoded contribution record.
-    static func contribution(key: UnsafeRawBufferPointer?, _ d: Decoded, fields: Int) throws(Failure) -> Contribution {
+    static func contribution(key: UnsafeRawBufferPointer?, _ d: Decoded, fields: Int) throws(Failure) -> PartialRef {
         precondition(d.kind == .contribution)
         var r = StateReader(d.body)
         do throws(StateReader.Failure) {
@@ -132,8 +132,8 @@ enum RepartitionRecord {
             let state = try AggregateState.decode(&r, fields: fields)
             let lineage = try Lineage.decode(&r)
             guard r.isAtEnd else { throw StateReader.Failure(description: "\(d.body.count - r.position) unexpected bytes") }
-            return Contribution(key: key.map { String(decoding: $0, as: UTF8.self) } ?? "", windowStart: start, state: state, lineage: lineage,
-                                source: d.source, sequence: d.sequence)
+            return PartialRef(key: key ?? UnsafeRawBufferPointer(start: nil, count: 0), windowStart: start, state: state, lineage: lineage,
+                              source: d.source, sequence: d.sequence)
         } catch {
             throw Failure(description: error.description)
         }

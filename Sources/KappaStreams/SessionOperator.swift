@@ -34,6 +34,12 @@ public struct Session: Equatable, Sendable {
 
     /// `json(key:)` written into `out`.
     public func appendJSON(key: String, to out: ByteWriter) {
+        var k = key
+        k.withUTF8 { appendJSON(key: UnsafeRawBufferPointer($0), to: out) }
+    }
+
+    /// `json(key:)` written into `out`, the key given as its UTF-8 bytes.
+    public func appendJSON(key: UnsafeRawBufferPointer, to out: ByteWriter) {
         out.append(Session.keyPrefix)
         JSONEscape.appendString(key, to: out)
         out.append(Session.startPrefix)
@@ -140,7 +146,9 @@ public final class Sessionizer {
     private var sessions: [[Open]] = []
     /// Key ids with open sessions.
     private var liveKeys = 0
+    /// Event types interned (a handful per job), and their names by id for results.
     private var eventTypes = KeyIndex(capacity: 16)
+    private var typeNames: [String] = []
     private var openCount = 0
     /// When keys may have a session to close: for every open session an entry whose
     /// bound is at most that session's end (pushed when a session is created; ends only
@@ -178,7 +186,7 @@ public final class Sessionizer {
         }
         let k = Int(keys.id(of: key))
         if k == sessions.count { sessions.append([]) }
-        let typeId = type.map { eventTypes.id(of: $0) }
+        let typeId = type.map { typeID($0) }
         // In place, without copying the key's sessions: they are ordered and disjoint,
         // so those within `gap` of the event are consecutive. One: the event joins it
         // (the common case). Several: the event bridges them into the first. None: a new
@@ -215,9 +223,27 @@ public final class Sessionizer {
         return true
     }
 
-    /// Emits and forgets every session final at `watermark`, ordered by (end, key bytes,
-    /// start) so that the output does not depend on hashing.
+    @inline(__always)
+    private func typeID(_ name: UnsafeRawBufferPointer) -> Int32 {
+        let id = eventTypes.id(of: name)
+        if Int(id) == typeNames.count { typeNames.append(String(decoding: name, as: UTF8.self)) }
+        return id
+    }
+
+    private func typeID(_ name: String) -> Int32 {
+        var n = name
+        return n.withUTF8 { typeID(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// `closeReady` with keys as Strings (tests, tools).
     public func closeReady(watermark: TimestampNanos?, emit: (String, Session) -> Void) {
+        closeReadyRaw(watermark: watermark) { emit(String(decoding: $0, as: UTF8.self), $1) }
+    }
+
+    /// Emits and forgets every session final at `watermark`, ordered by (end, key bytes,
+    /// start) so that the output does not depend on hashing; each key as its bytes, valid
+    /// during the call.
+    func closeReadyRaw(watermark: TimestampNanos?, emit: (UnsafeRawBufferPointer, Session) -> Void) {
         guard let st = watermark else { return }
         closedWatermark = max(closedWatermark ?? st, st)
         let horizon = st - spec.gapNanos - spec.graceNanos  // final when end < horizon
@@ -244,16 +270,16 @@ public final class Sessionizer {
         openCount -= ready.count
         ready.sort { a, b in
             if a.session.end != b.session.end { return a.session.end < b.session.end }
-            if a.key != b.key { return keys.keys[Int(a.key)].utf8.lexicographicallyPrecedes(keys.keys[Int(b.key)].utf8) }
+            if a.key != b.key { return keys.precedes(Int(a.key), Int(b.key)) }
             return a.session.start < b.session.start
         }
-        for r in ready { emit(keys.keys[Int(r.key)], session(r.session)) }
+        for r in ready { keys.withKey(Int(r.key)) { emit($0, session(r.session)) } }
         if keys.count >= 2 * max(liveKeys, 4096) { compact() }
     }
 
     /// The emitted form of an open session: event types by name.
     private func session(_ o: Open) -> Session {
-        Session(start: o.start, end: o.end, events: o.events, types: o.types.map { (eventTypes.keys[Int($0.type)], $0.count) }, lineage: o.lineage)
+        Session(start: o.start, end: o.end, events: o.events, types: o.types.map { (typeNames[Int($0.type)], $0.count) }, lineage: o.lineage)
     }
 
     /// Rebuilds the key index with the keys that have open sessions.
@@ -264,7 +290,7 @@ public final class Sessionizer {
         var entries: [Due] = []
         entries.reserveCapacity(liveKeys)
         for k in sessions.indices where !sessions[k].isEmpty {
-            let id = fresh.id(of: keys.keys[k])
+            let id = keys.withKey(k) { fresh.id(of: $0) }
             precondition(Int(id) == kept.count)
             kept.append(sessions[k])
             entries.append(Due(bound: sessions[k][0].end, key: id))
@@ -279,7 +305,7 @@ public final class Sessionizer {
     var indexedKeys: Int { keys.count }
 
     public func openResults() -> [(String, Session)] {
-        sessions.indices.flatMap { k in sessions[k].map { (keys.keys[k], session($0)) } }
+        sessions.indices.flatMap { k in sessions[k].map { (keys.key(k), session($0)) } }
     }
 
     /// Keys with open sessions, in byte order (deterministic checkpoints).
@@ -291,7 +317,7 @@ public final class Sessionizer {
         let live = liveKeyIDs
         w.put(live.count)
         for k in live {
-            w.put(keys.keys[k])
+            keys.withKey(k) { w.put($0) }
             w.put(sessions[k].count)
             for s in sessions[k] {
                 w.put(s.start.rawValue)
@@ -299,7 +325,7 @@ public final class Sessionizer {
                 w.put(s.events)
                 w.put(s.types.count)
                 for t in s.types {
-                    w.put(eventTypes.keys[Int(t.type)])
+                    w.put(typeNames[Int(t.type)])
                     w.put(t.count)
                 }
                 s.lineage.encode(into: w)
@@ -323,6 +349,7 @@ public final class Sessionizer {
         keys = KeyIndex(capacity: 1024)
         sessions = []
         eventTypes = KeyIndex(capacity: 16)
+        typeNames = []
         liveKeys = 0
         openCount = 0
         var entries: [Due] = []
@@ -335,7 +362,7 @@ public final class Sessionizer {
                 var s = Open(time: TimestampNanos(try r.int64()), type: nil, partition: 0, offset: 0)
                 s.end = TimestampNanos(try r.int64())
                 s.events = try r.int64()
-                for _ in 0..<(try r.count(max: 1 << 16)) { s.types.append((eventTypes.id(of: try r.string()), try r.int64())) }
+                for _ in 0..<(try r.count(max: 1 << 16)) { s.types.append((typeID(try r.string()), try r.int64())) }
                 s.lineage = try Lineage.decode(&r)
                 guard s.start <= s.end, list.last.map({ $0.end < s.start }) ?? true else {
                     throw StateReader.Failure(description: "sessions of key '\(key)' overlap or are out of order")

@@ -17,6 +17,11 @@ extension ByteWriter {
         put(s.utf8.count)
         append(s)
     }
+    /// Bytes as `put(String)` writes a string's UTF-8.
+    func put(_ bytes: UnsafeRawBufferPointer) {
+        put(bytes.count)
+        append(bytes)
+    }
     func put(_ v: TimestampNanos?) {
         put(v != nil)
         if let v { put(v.rawValue) }

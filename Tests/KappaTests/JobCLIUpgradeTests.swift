@@ -23,7 +23,7 @@ extension CLITests {
             unpack.waitUntilExit()
             try #require(unpack.terminationStatus == 0, "tar xzf \(Self.fixture)")
             let data = ws.tmp.path + "/data"
-            func kappa(_ args: [String]) throws -> CLIResult { try ws.ok(args + ["--data", data]) }
+            @discardableResult func kappa(_ args: [String]) throws -> CLIResult { try ws.ok(args + ["--data", data]) }
 
             for t in job.inputs {
                 try kappa(["produce", t.rawValue, ws.tmp.path + "/\(t.rawValue)-2.jsonl"])

@@ -28,9 +28,9 @@ import KappaTesting
             }
         }
         #expect(index.count == model.count)
-        for (key, id) in model { #expect(index.keys[Int(id)] == key) }
+        for (key, id) in model { #expect(index.key(Int(id)) == key) }
         // Ordered by UTF-8 bytes, as sorted byte arrays are.
-        let sorted = index.sortedByKey(Array(0..<index.count)).map { index.keys[$0] }
+        let sorted = index.sortedByKey(Array(0..<index.count)).map { index.key($0) }
         #expect(sorted.map { Array($0.utf8) } == model.keys.map { Array($0.utf8) }.sorted { $0.lexicographicallyPrecedes($1) })
     }
 
