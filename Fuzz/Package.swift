@@ -26,7 +26,7 @@ let kappa: [Target.Dependency] = [
 ]
 
 func fuzzer(_ name: String) -> Target {
-    .executableTarget(name: name, dependencies: ["FuzzSupport"] + kappa, swiftSettings: [.unsafeFlags(["-parse-as-library"])])
+    .executableTarget(name: name, dependencies: ["FuzzSupport"] + kappa, swiftSettings: [.unsafeFlags(["-parse-as-library", "-O"])])
 }
 
 let package = Package(
