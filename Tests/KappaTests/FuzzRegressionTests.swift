@@ -5,6 +5,7 @@ import KappaIO
 @testable import KappaJSON
 @testable import KappaLog
 import KappaTesting
+@testable import KappaStreams
 
 /// What the fuzzers (Fuzz/, `tools/fuzz.sh`) found, replayed as unit tests. Each test
 /// names its input in `Fuzz/Corpus/TARGET/crash-*`, which `tools/fuzz.sh regress` (CI)
@@ -148,5 +149,34 @@ import KappaTesting
         // Readers report it too, rather than reading to a point the log does not have.
         let reader = try PartitionReader(directory: data, topicPartition: Self.tp)
         #expect(throws: KappaError.self) { _ = try reader.readAll(from: .zero) }
+    }
+}
+
+// MARK: - fuzz-jobfile: a job file the parser accepts runs
+
+@Suite struct FuzzRegressionJobFileTests {
+    /// seed-bom-huge-durations (and crash-session-gap-overflows): durations up to the
+    /// Int64 nanoseconds limit were accepted, and the session operator's `stream time -
+    /// gap - grace` overflowed at the job's first event. Durations are now at most 3650d.
+    @Test func durationsLongerThanTenYearsAreRefused() throws {
+        let yaml = "name: app-sessions\ninputs: [app_events]\nsession: { key: user_id, gap: 106751d, grace: 5m }\noutput: app-sessions\n"
+        let error = #expect(throws: KappaError.self) { try JobFile.parse(yaml, path: "s.yaml") }
+        #expect(error?.message == "s.yaml: line 3: 'gap' is 106751d, longer than the 3650d (ten years) a duration may be")
+        let longest = yaml.replacingOccurrences(of: "106751d", with: "3650d").replacingOccurrences(of: "5m", with: "3650d")
+        guard case .session(let s) = try JobFile.parse(longest, path: "s.yaml").operation else { Issue.record("not a session"); return }
+        // The operator's arithmetic at a 2016 event time stays in range.
+        let sessions = Sessionizer(spec: s)
+        sessions.add(key: "u", time: 1_457_741_907_959_400_112, type: nil, partition: 0, offset: 0)
+        sessions.closeReady(watermark: 1_457_741_907_959_400_112) { _, _ in }
+        #expect(sessions.openSessions == 1)
+    }
+
+    /// `size: 1d, advance: 1ms` put every event in 86 400 000 windows (a job that never
+    /// got through its first event).
+    @Test func hoppingWindowsOfTooManyWindowsPerEventAreRefused() throws {
+        let yaml = "name: w\ninputs: [rides]\nwindow: { key: city, size: 1d, advance: 1ms, aggregates: [count] }\noutput: w\n"
+        let error = #expect(throws: KappaError.self) { try JobFile.parse(yaml, path: "w.yaml") }
+        #expect(error?.message == "w.yaml: line 3: 'advance' puts every event in 86400000 windows; at most 10000 (a larger 'advance')")
+        _ = try JobFile.parse(yaml.replacingOccurrences(of: "1ms", with: "10s"), path: "w.yaml")  // 8 640 windows
     }
 }
