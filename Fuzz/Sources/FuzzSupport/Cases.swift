@@ -15,9 +15,11 @@ public enum BatchCase {
 
     /// Bit 2 of the mode byte: seal with LZ4 (`sealed` mode).
     public static let lz4Bit: UInt8 = 4
+    /// Bit 3 of the mode byte: base offsets near Int64.max (`stored`, `crcFixed`).
+    public static let highOffsetsBit: UInt8 = 8
 
-    public static func input(_ mode: Mode, lz4: Bool = false, _ body: [UInt8]) -> [UInt8] {
-        [mode.rawValue | (lz4 ? lz4Bit : 0)] + body
+    public static func input(_ mode: Mode, lz4: Bool = false, highOffsets: Bool = false, _ body: [UInt8]) -> [UInt8] {
+        [mode.rawValue | (lz4 ? lz4Bit : 0) | (highOffsets ? highOffsetsBit : 0)] + body
     }
 }
 

@@ -9,6 +9,8 @@
 //              compresses (bit 2 of the mode: LZ4, else none) and seals with a valid
 //              length and CRC: the record parser behind LZ4, fed fuzzed records
 //   headers    the header-only framing a header walk does (bodies not read)
+// Bit 3 of the mode sets each stored batch's base offset near Int64.max (a peer may send
+// any; random mutation rarely reaches the edge).
 //
 // Invariants checked besides "no crash, no out-of-bounds read (ASan)":
 // - a frame is a whole batch within the limits, with magic 2;
@@ -33,8 +35,8 @@ public func fuzzBatch(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let body = exactCopy(input.rest())
     defer { body.deallocate() }
     switch BatchCase.Mode(rawValue: mode & 3)! {
-    case .stored: walk(body, fixingCRC: false)
-    case .crcFixed: walk(body, fixingCRC: true)
+    case .stored: walk(body, fixingCRC: false, highOffsets: mode & BatchCase.highOffsetsBit != 0)
+    case .crcFixed: walk(body, fixingCRC: true, highOffsets: mode & BatchCase.highOffsetsBit != 0)
     case .sealed: sealAndDecode(UnsafeRawBufferPointer(body), compression: mode & 4 != 0 ? .lz4 : CompressionCodec.none)
     case .headers: walkHeaders(UnsafeRawBufferPointer(body))
     }
@@ -42,13 +44,20 @@ public func fuzzBatch(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
 }
 
 /// Frames batch after batch, as a reader does, and decodes each whole one.
-func walk(_ bytes: UnsafeMutableRawBufferPointer, fixingCRC: Bool) {
+/// With `highOffsets`, each batch's base offset becomes one of the last few an Int64
+/// holds (batches from a network peer may claim any; random mutation rarely gets there).
+func walk(_ bytes: UnsafeMutableRawBufferPointer, fixingCRC: Bool, highOffsets: Bool) {
     var at = 0
     while at < bytes.count {
         let rest = UnsafeRawBufferPointer(rebasing: bytes[at...])
         guard case .batch(let header)? = try? RecordBatchFramer.frame(rest) else { return }  // a frame error or a short read ends the stream
         checkFrame(header, available: rest.count)
         let batch = UnsafeMutableRawBufferPointer(rebasing: bytes[at..<(at + header.totalBytes)])
+        var header = header
+        if highOffsets {
+            header.baseOffset = Offset(Int64.max - Int64(batch[RecordBatchLayout.baseOffsetOffset + 7] & 0x0F))
+            batch.storeBytes(of: header.baseOffset.rawValue.bigEndian, toByteOffset: RecordBatchLayout.baseOffsetOffset, as: Int64.self)
+        }
         if fixingCRC { sealCRC(batch) }
         decode(UnsafeRawBufferPointer(batch), header: header)
         at += header.totalBytes
@@ -92,8 +101,9 @@ func decodeRecords(_ batch: UnsafeRawBufferPointer, header: RecordBatchHeader, s
         let view: RecordView?
         do { view = try iterator.next() } catch { return nil }
         guard let view else { break }
-        require(view.offset >= header.baseOffset && view.offset <= header.lastOffset,
-                "record offset \(view.offset) outside \(header.baseOffset)...\(header.lastOffset)")
+        let (last, overflow) = header.baseOffset.rawValue.addingReportingOverflow(Int64(header.lastOffsetDelta))
+        require(!overflow && view.offset >= header.baseOffset && view.offset.rawValue <= last,
+                "record offset \(view.offset) outside \(header.baseOffset) + 0...\(header.lastOffsetDelta)")
         _ = touch(view.key) ^ touch(view.value) ^ touch(view.headers)
         var headers: [RecordHeader] = []
         var seen = 0
