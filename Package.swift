@@ -17,6 +17,9 @@ let package = Package(
         .executable(name: "kappa", targets: ["kappa"]),
         .executable(name: "rebu-gen", targets: ["rebu-gen"]),
         .library(name: "KappaLog", targets: ["KappaLog"]),
+        // For Fuzz/ (a separate package, like Benchmarks/): the job-file, checkpoint and
+        // repartition-record decoders it fuzzes live here.
+        .library(name: "KappaStreams", targets: ["KappaStreams"]),
         .library(name: "KappaTesting", targets: ["KappaTesting"]),
         .library(name: "RebuGenerator", targets: ["RebuGenerator"]),
     ],

@@ -27,7 +27,8 @@ struct step {
 struct kj_fields {
     std::vector<std::vector<step>> paths;
     /// Every path starts with a key and no two start with the same one: the lazy
-    /// extraction can then walk the object once, in document order.
+    /// extraction can then walk the object once, in document order (else it validates
+    /// the whole document, as kj_parse_extract).
     bool one_pass = false;
     /// For the one-pass walk: which paths' first key starts with each byte.
     uint64_t by_first_byte[256] = {};
@@ -218,16 +219,23 @@ static int classify(ondemand::value &v, kj_value &out) {
     }
     case ondemand::json_type::number: {
         std::string_view raw = trimmed_token(v);
-        ondemand::number n;
-        if (auto e = v.get_number().get(n)) return int(e);
-        if (n.is_int64()) {
+        // Not get_number(): in simdjson 3.0 it yields 0.0 for a decimal of 19 or more
+        // digits ("1234567890123456789.5"), where the DOM parser and get_double() give
+        // the value (fuzz-json). The type peeks; one typed read consumes.
+        ondemand::number_type type;
+        if (auto e = v.get_number_type().get(type)) return int(e);
+        if (type == ondemand::number_type::signed_integer) {
+            int64_t i;
+            if (auto e = v.get_int64().get(i)) return int(e);
             out.kind = KJ_INT;
-            out.int_value = n.get_int64();
-            out.double_value = double(out.int_value);
+            out.int_value = i;
+            out.double_value = double(i);
             return 0;
         }
+        double d;
+        if (auto e = v.get_double().get(d)) return int(e);
         out.kind = KJ_FLOAT;
-        out.double_value = n.as_double();
+        out.double_value = d;
         out.ptr = reinterpret_cast<const uint8_t *>(raw.data());
         out.len = raw.size();
         return 0;
@@ -246,33 +254,92 @@ static int classify(ondemand::value &v, kj_value &out) {
     }
 }
 
-// Follows path[1...] from `cur` (path[0] led to it). False when the path is absent.
-static bool descend(ondemand::value &cur, const std::vector<step> &path) {
+// What `descend` returns when the path does not exist in the document.
+static constexpr int ABSENT = -2;
+
+// True when a key's raw bytes (after its opening quote) hold an escape. The structural
+// index ended the key at an unescaped quote, and a backslash comes before any escaped
+// one, so the scan stops inside the key.
+static bool has_escape(const char *raw) {
+    for (const char *p = raw; *p != '"'; p++) {
+        if (*p == '\\') return true;
+    }
+    return false;
+}
+
+// Whether a field's key is `key`: raw when it has no escape, else unescaped, as the DOM
+// parser compares (simdjson's on-demand lookups compare raw: a key written
+// "user\u005fid" was a different field to the jobs than to produce, fuzz-json). Sets
+// `error` when the key does not unescape.
+static bool key_is(ondemand::field &field, const std::string &key, int &error) {
+    ondemand::raw_json_string raw = field.key();
+    if (!has_escape(raw.raw())) return raw.unsafe_is_equal(key);
+    std::string_view unescaped;
+    if (auto e = field.unescaped_key().get(unescaped)) {
+        error = int(e);
+        return false;
+    }
+    return unescaped == key;
+}
+
+// The value of the first field `key` of `o`; 0, ABSENT, or the error of a malformed
+// document.
+static int find_key(ondemand::object &o, const std::string &key, ondemand::value &out) {
+    for (auto f : o) {
+        ondemand::field field;
+        if (auto e = std::move(f).get(field)) return int(e);
+        int error = 0;
+        bool match = key_is(field, key, error);
+        if (error != 0) return error;
+        if (match) {
+            out = field.value();
+            return 0;
+        }
+    }
+    return ABSENT;
+}
+
+// Follows path[1...] from `cur` (path[0] led to it). Returns 0 when it leads somewhere,
+// ABSENT when it does not (a missing key, a value of another type, an index past the
+// end: simdjson's recoverable errors), else the error of a malformed document, after
+// which the on-demand iterator must not be used again: the caller returns it. (Taking
+// every error for "absent" and reading on crashed on malformed records: fuzz-json.)
+static int descend(ondemand::value &cur, const std::vector<step> &path) {
     for (size_t k = 1; k < path.size(); k++) {
         const auto &s = path[k];
         if (s.is_index) {
             ondemand::array arr;
-            if (cur.get_array().get(arr)) return false;
+            if (auto e = cur.get_array().get(arr)) return e == INCORRECT_TYPE ? ABSENT : int(e);
             size_t n = 0;
             bool found = false;
             for (auto elem : arr) {
                 ondemand::value ev;
-                if (elem.get(ev)) return false;
+                if (auto e = elem.get(ev)) return int(e);
                 if (n++ == s.index) { cur = ev; found = true; break; }
             }
-            if (!found) return false;
+            if (!found) return ABSENT;
         } else {
             ondemand::object o;
-            if (cur.get_object().get(o)) return false;
-            auto next = o.find_field_unordered(s.key);
-            if (next.error()) return false;
-            cur = next.value_unsafe();
+            if (auto e = cur.get_object().get(o)) return e == INCORRECT_TYPE ? ABSENT : int(e);
+            ondemand::value next;
+            if (int found = find_key(o, s.key, next)) return found;
+            cur = next;
         }
     }
-    return true;
+    return 0;
 }
 
-extern "C" int kj_lazy_extract(kj_parser *parser, const kj_fields *fields, const uint8_t *data, size_t length, kj_value *out) {
+// Descends `path` from `cur` and classifies what it finds into `out`; 0, or the error
+// of a malformed document.
+static int extract(ondemand::value &cur, const std::vector<step> &path, kj_value &out) {
+    int found = descend(cur, path);
+    if (found == ABSENT) return 0;
+    if (found != 0) return found;
+    return classify(cur, out);
+}
+
+// The one walk of kj_lazy_extract over the top-level fields; 0 or an error.
+static int lazy_one_pass(kj_parser *parser, const kj_fields *fields, const uint8_t *data, size_t length, kj_value *out) {
     ondemand::document doc;
     if (auto e = parser->ondemand.iterate(reinterpret_cast<const char *>(data), length, length + KJ_PADDING).get(doc)) return int(e);
     ondemand::object obj;
@@ -280,42 +347,50 @@ extern "C" int kj_lazy_extract(kj_parser *parser, const kj_fields *fields, const
     if (fields == nullptr) return 0;
     const size_t count = fields->paths.size();
     for (size_t i = 0; i < count; i++) std::memset(&out[i], 0, sizeof out[i]);
-    if (fields->one_pass) {
-        // One walk over the top-level fields in document order, stopping once every
-        // path is found: no field is skipped twice, and the tail is never touched.
-        uint64_t missing = count == 64 ? ~uint64_t(0) : (uint64_t(1) << count) - 1;
-        for (auto f : obj) {
-            ondemand::field field;
-            if (auto e = std::move(f).get(field)) return int(e);
-            ondemand::raw_json_string key = field.key();
-            // Only paths whose key starts with this key's first byte can match.
-            uint64_t candidates = fields->by_first_byte[uint8_t(*key.raw())] & missing;
-            while (candidates != 0) {
-                size_t i = size_t(__builtin_ctzll(candidates));
-                candidates &= candidates - 1;
-                if (!key.unsafe_is_equal(fields->paths[i][0].key)) continue;
-                missing &= ~(uint64_t(1) << i);  // the first occurrence of a key counts
-                ondemand::value cur = field.value();
-                if (descend(cur, fields->paths[i])) {
-                    if (int e = classify(cur, out[i])) return e;
-                }
-                break;
-            }
-            if (missing == 0) break;
+    // One walk over the top-level fields in document order, stopping once every path
+    // is found: no field is skipped twice, and the tail is never touched. Each field's
+    // value is entered by at most one path.
+    uint64_t missing = count == 64 ? ~uint64_t(0) : (uint64_t(1) << count) - 1;
+    for (auto f : obj) {
+        ondemand::field field;
+        if (auto e = std::move(f).get(field)) return int(e);
+        ondemand::raw_json_string key = field.key();
+        // A key with an escape ("user\u005fid") is compared unescaped, as the DOM
+        // parser does (key_is); the rest raw, and only against the paths whose key
+        // starts with the key's first byte.
+        std::string_view unescaped;
+        const bool escaped = has_escape(key.raw());
+        if (escaped) {
+            if (auto e = field.unescaped_key().get(unescaped)) return int(e);
         }
-        return 0;
-    }
-    for (size_t i = 0; i < count; i++) {
-        const auto &path = fields->paths[i];
-        if (path[0].is_index) continue;  // an object has no index: absent
-        auto first = obj.find_field_unordered(path[0].key);
-        if (first.error() == NO_SUCH_FIELD) continue;
-        if (first.error()) return int(first.error());
-        ondemand::value cur = first.value_unsafe();
-        if (!descend(cur, path)) continue;
-        if (int e = classify(cur, out[i])) return e;
+        uint64_t candidates = (escaped ? ~uint64_t(0) : fields->by_first_byte[uint8_t(*key.raw())]) & missing;
+        while (candidates != 0) {
+            size_t i = size_t(__builtin_ctzll(candidates));
+            candidates &= candidates - 1;
+            const std::string &wanted = fields->paths[i][0].key;
+            if (escaped ? unescaped != wanted : !key.unsafe_is_equal(wanted)) continue;
+            missing &= ~(uint64_t(1) << i);  // the first occurrence of a key counts
+            ondemand::value cur = field.value();
+            if (int e = extract(cur, fields->paths[i], out[i])) return e;
+            break;
+        }
+        if (missing == 0) break;
     }
     return 0;
+}
+
+extern "C" int kj_lazy_extract(kj_parser *parser, const kj_fields *fields, const uint8_t *data, size_t length, kj_value *out) {
+    // Paths that share a first key or start with an index would look fields up one
+    // after another in one object, and after a lookup that ran into a malformed value
+    // the on-demand iterator is not safe to use again (simdjson asserted, fuzz-json);
+    // rewinding would invalidate the strings already found. Such jobs are rare: the DOM
+    // parser's full validation serves them.
+    if (fields != nullptr && !fields->one_pass) return kj_parse_extract(parser, fields, data, length, out);
+    if (lazy_one_pass(parser, fields, data, length, out) == 0) return 0;
+    // Any error: the DOM parser, which validated the record when it was produced,
+    // decides. The on-demand number parser refuses some numbers the DOM parser takes
+    // ("1e-4000000000000000000000": 0.0), and a record that fails here is rare.
+    return kj_parse_extract(parser, fields, data, length, out);
 }
 
 extern "C" const char *kj_error_message(int code) {

@@ -68,6 +68,13 @@ public enum RecordBatchFramer {
         guard header.magic == RecordBatchLayout.magic else {
             throw BatchDecodeError("batch magic is \(header.magic), expected \(RecordBatchLayout.magic)")
         }
+        // The base offset is outside the CRC: a flipped bit there, or a peer's batch, may
+        // claim any. Offsets past Int64.max would trap wherever a record's offset or the
+        // next offset is computed.
+        let (last, overflow) = header.baseOffset.rawValue.addingReportingOverflow(Int64(header.lastOffsetDelta))
+        guard !overflow, last < Int64.max else {
+            throw BatchDecodeError("batch offsets \(header.baseOffset) + \(header.lastOffsetDelta) pass the largest offset")
+        }
         guard headerOnly || bytes.count >= total else { return .needMoreBytes(totalBytes: total) }
         return .batch(header)
     }

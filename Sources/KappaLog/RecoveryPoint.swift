@@ -82,7 +82,10 @@ public struct RecoveryPoint: Equatable, Sendable {
         let base = slot.loadBigEndian(at: Layout.segmentBaseAt, as: Int64.self)
         let position = slot.loadBigEndian(at: Layout.positionAt, as: Int64.self)
         let next = slot.loadBigEndian(at: Layout.nextOffsetAt, as: Int64.self)
-        guard base >= 0, position >= 0, next >= base else { return nil }
+        // A point past bytes of its segment is past records too (Kappa writes no empty
+        // batches), and one at its start is at its base: else the copy is not a point a
+        // writer wrote, and a recovery from it would make a malformed tail (fuzz-segment).
+        guard base >= 0, position >= 0, next >= base, (position == 0) == (next == base) else { return nil }
         return RecoveryPoint(point: LogPoint(segmentBase: Offset(base), position: FilePosition(position), offset: Offset(next)),
                              sequence: slot.loadBigEndian(at: Layout.sequenceAt, as: UInt64.self))
     }

@@ -47,6 +47,7 @@ struct TailScan {
                 throw KappaError(.corruptData, "the log is \(size) bytes, shorter than its recovery point: data known durable is missing",
                                  topicPartition: topicPartition, offset: point.offset, path: path, position: point.position)
             }
+            if i == first { try checkStart(point, log: log) }
             let scanner = SegmentScanner(file: log, codec: codec, scratch: scratch, validateRecords: true)
             let r = try scanner.scan(from: point.position, expected: point.offset, fileBytes: size, keepBatches: false)
             let end = LogPoint(segmentBase: base, position: r.endPosition, offset: r.nextOffset)
@@ -62,5 +63,20 @@ struct TailScan {
             }
         }
         return .clean(end: point)
+    }
+
+    /// The batches before `start` end exactly there, at its offset, when their headers
+    /// frame: a point the log disagrees with was not written for this log, and scanning
+    /// from it would cut batches that were acknowledged after it (fuzz-segment found a
+    /// recovery point whose offset ran ahead of the log: a later writer cut an appended
+    /// batch as torn). Headers that stop framing before it are damage below the point,
+    /// which readers report and writers append after.
+    private func checkStart(_ start: LogPoint, log: File) throws(KappaError) {
+        guard start.position > .zero else { return }
+        let walk = try SegmentScanner.walkHeaders(log, from: .zero, expected: start.segmentBase, to: start.position.rawValue)
+        guard !walk.complete || walk.nextOffset == start.offset else {
+            throw KappaError(.corruptData, "the recovery point says offset \(start.offset) at position \(start.position), but the batches before it end at offset \(walk.nextOffset)",
+                             topicPartition: topicPartition, offset: start.offset, path: log.path, position: start.position)
+        }
     }
 }

@@ -5,6 +5,16 @@ import Yams
 /// Parses and validates a job file (YAML, one job per file; SPEC section 9). Every
 /// error names the file, the line and the field, and says what was expected.
 public enum JobFile {
+    /// The longest duration a job file may give (3650d, ten years): operators add
+    /// window sizes, gaps and graces to event times in nanoseconds (Int64), and a job
+    /// file that made those sums overflow stopped the job at its first event (fuzz-jobfile:
+    /// `gap: 106751d`). Ten years keeps every sum exact for events from 1700 to 2200.
+    public static let durationNanosMax: Int64 = 3_650 * 86_400 * 1_000_000_000
+
+    /// The most windows one event falls into (`size` / `advance`): each costs the event a
+    /// state update, so `size: 1d, advance: 1ms` made every event 86 million of them.
+    public static let windowsPerEventMax: Int64 = 10_000
+
     public static func parse(_ text: String, path: String) throws(KappaError) -> JobDefinition {
         let root: Node
         do {
@@ -45,6 +55,9 @@ public enum JobFile {
             let advance = op["advance"] != nil ? try duration(op, "advance", path: path, in: opNode) : size
             guard advance > 0, advance <= size else { throw err(path, op["advance"] ?? opNode, "'advance' must be positive and at most 'size'") }
             guard size % advance == 0 else { throw err(path, op["advance"] ?? opNode, "'size' must be a whole multiple of 'advance'") }
+            guard size / advance <= windowsPerEventMax else {
+                throw err(path, op["advance"] ?? opNode, "'advance' puts every event in \(size / advance) windows; at most \(windowsPerEventMax) (a larger 'advance')")
+            }
             let grace = op["grace"] != nil ? try duration(op, "grace", path: path, in: opNode, allowZero: true) : 0
             guard let aggNode = op["aggregates"], let aggList = aggNode.sequence, !aggList.isEmpty else {
                 throw err(path, op["aggregates"] ?? opNode, "'aggregates' must be a non-empty list like [count, sum:fare, avg:fare, max:fare]")
@@ -146,6 +159,7 @@ public enum JobFile {
         guard let s = node.string, let nanos = parseDurationNanos(s), nanos > 0 || (allowZero && nanos == 0) else {
             throw err(path, node, "'\(key)' is not a duration: '\(node.string ?? "?")' (expected like 500ms, 30s, 10m, 1h, 7d\(allowZero ? ", or 0s" : ""))")
         }
+        guard nanos <= durationNanosMax else { throw err(path, node, "'\(key)' is \(s), longer than the 3650d (ten years) a duration may be") }
         return nanos
     }
 

@@ -332,6 +332,23 @@ import KappaTesting
         #expect(Self.framingError(length: 49) == nil)
     }
 
+    /// The base offset is outside the CRC; one whose offsets would pass Int64.max (a
+    /// flipped high bit, a hostile peer) is refused when framed, before any record's
+    /// offset is computed (which would trap).
+    @Test(arguments: [CompressionCodec.none, .lz4])
+    func offsetsPastTheLargestAreRefused(_ compression: CompressionCodec) throws {
+        let records = (0..<3).map { ReferenceRecord(key: nil, value: Self.bytes("v\($0)"), timestamp: Self.t0) }
+        let coding = BatchCoding()
+        for (base, refused) in [(Int64.max - 3, false), (Int64.max - 2, true), (Int64.max, true), (Int64.max - 1, true)] {
+            let batch = coding.encode(records, compression: compression, baseOffset: Offset(base))
+            let error = batch.withUnsafeBytes { raw -> BatchDecodeError? in
+                do { _ = try RecordBatchFramer.frame(raw); return nil } catch { return error }
+            }
+            #expect((error != nil) == refused, "base offset \(base)")
+            if refused { #expect(error!.description.contains("largest offset")) }
+        }
+    }
+
     @Test func wrongMagicIsRefused() {
         #expect(Self.framingError(length: 100, magic: 1) != nil)
         #expect(Self.framingError(length: 100, magic: 3) != nil)

@@ -53,7 +53,9 @@ int kj_parse_extract(kj_parser *parser, const kj_fields *fields,
 
 /// Like kj_parse_extract, but with simdjson's on-demand parser: reads only as far as the
 /// fields require and validates only what it reads. For documents known to be valid
-/// (records in a Kappa log were validated when produced). The same padding is required.
+/// (records in a Kappa log were validated when produced); on any other it returns an
+/// error or what it read, never crashes. Paths that share a first key or start with an
+/// index are extracted as kj_parse_extract does. The same padding is required.
 int kj_lazy_extract(kj_parser *parser, const kj_fields *fields,
                     const uint8_t *data, size_t length, kj_value *out);
 
