@@ -54,16 +54,16 @@ public func fuzzRepartition(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
 func checkContribution(_ d: RepartitionRecord.Decoded, key: UnsafeRawBufferPointer?, fields: Int, sources: Int32) {
     let c: Contribution
     do throws(RepartitionRecord.Failure) {
-        c = try RepartitionRecord.contribution(key: key, d, fields: fields)
+        c = Contribution(try RepartitionRecord.contribution(key: key, d, fields: fields))
     } catch {
         return
     }
     _ = c.lineage.header(topic: "rides")
-    RepartitionRecord.encodeContribution(c, into: writer)
+    c.withRef { RepartitionRecord.encodeContribution($0, into: writer) }
     var k = c.key
     let again: Contribution? = k.withUTF8 { keyBytes in
         guard let d2 = try? RepartitionRecord.decode(value: writer.bytes, sources: sources) else { return nil }  // nil fails below
-        return try? RepartitionRecord.contribution(key: keyBytes.isEmpty ? nil : UnsafeRawBufferPointer(keyBytes), d2, fields: fields)
+        return (try? RepartitionRecord.contribution(key: keyBytes.isEmpty ? nil : UnsafeRawBufferPointer(keyBytes), d2, fields: fields)).map(Contribution.init)
     }
     require(again == c, "a window partial does not survive a round trip: \(c) -> \(String(describing: again))")
 }
