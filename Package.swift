@@ -27,6 +27,9 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.0"),
     ],
     targets: [
         // System and native code: liblz4 (Debian liblz4-dev), CRC-32C with the hardware
@@ -63,13 +66,34 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: fast
+        ),
+        // Bad-line handling shared by `kappa produce` and the HTTP ingest route.
+        .target(name: "KappaIngest", dependencies: ["KappaCore", "KappaIO", "KappaFormat", "KappaJSON", "KappaLog"], swiftSettings: fast),
+        // The dashboard's forecast: pure, deterministic, no I/O.
+        .target(name: "KappaForecast"),
+        // `kappa serve --http`: the HTTP API, dashboard and /metrics (Hummingbird 2), and the
+        // Prometheus metrics of jobs (swift-metrics + swift-prometheus) that `kappa process` serves too.
+        .target(
+            name: "KappaHTTP",
+            dependencies: [
+                "KappaCore", "KappaFormat", "KappaJSON", "KappaLog", "KappaStreams", "KappaIngest", "KappaForecast",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: fast
         ),
         .target(
             name: "KappaCLI",
             dependencies: [
-                "KappaCore", "KappaFormat", "KappaJSON", "KappaLog", "KappaGroups", "KappaStreams", "KappaServer", "RebuGenerator",
+                "KappaCore", "KappaFormat", "KappaJSON", "KappaLog", "KappaGroups", "KappaStreams", "KappaServer", "KappaIngest", "KappaHTTP", "RebuGenerator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -86,7 +110,7 @@ let package = Package(
             name: "KappaTests",
             dependencies: [
                 "KappaCore", "KappaIO", "KappaFormat", "KappaJSON", "KappaLog", "KappaGroups", "KappaStreams", "KappaServer",
-                "KappaTesting", "RebuGenerator", "kappa",
+                "KappaIngest", "KappaForecast", "KappaHTTP", "KappaTesting", "RebuGenerator", "kappa",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

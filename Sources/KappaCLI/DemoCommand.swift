@@ -5,6 +5,7 @@ import Glibc
 import Darwin
 #endif
 import KappaCore
+import KappaIngest
 import KappaJSON
 import KappaLog
 import RebuGenerator
@@ -74,7 +75,7 @@ struct DemoCommand: ParsableCommand {
         let writer = try TopicWriter(directory: directory, topic: topic, sealInBackground: true)
         var ingest = Ingest(directory: directory, topic: topic, writer: writer, policy: .default, onError: .fail,
                             fields: try EventFields(keyField: "user_id", timeField: "time_utc", lineBytesMax: Limits.lineBytesDefault),
-                            source: path)
+                            source: path, report: Stderr.line)
         try ingest.run(LineReader(fd: fd, path: path, lineBytesMax: Limits.lineBytesDefault, padding: JSONFieldExtractor.padding))
         return ingest.written
     }
