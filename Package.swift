@@ -81,6 +81,7 @@ let package = Package(
             dependencies: [
                 "KappaCore", "KappaFormat", "KappaJSON", "KappaLog", "KappaStreams", "KappaIngest", "KappaForecast",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
@@ -95,6 +96,7 @@ let package = Package(
             dependencies: [
                 "KappaCore", "KappaFormat", "KappaJSON", "KappaLog", "KappaGroups", "KappaStreams", "KappaServer", "KappaIngest", "KappaHTTP", "RebuGenerator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
