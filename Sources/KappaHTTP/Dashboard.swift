@@ -26,12 +26,21 @@ struct Dashboard {
         .legend span{display:inline-block;margin-right:16px;font-size:13px}
         </style></head><body>
         <h1>Rides per day: \(escape(job)) (v\(version))</h1>
-        <p class="meta">As of stream time \(streamTime ?? "none yet") · forecast: \(report.method.rawValue)\(parametersText)\(holdoutText)</p>
+        <p class="meta">As of stream time \(streamTimeText) · forecast: \(report.method.rawValue)\(parametersText)\(holdoutText)</p>
         <div class="legend"><span style="color:#1f5fa8">● actual</span><span style="color:#b35c00">- - forecast</span><span style="color:#b35c00;opacity:.6">■ 95% interval</span></div>
         \(chart)
         \(table)
         </body></html>
         """
+    }
+
+    /// "2016-07-10 07:07 UTC (1468134433.37…)"
+    private var streamTimeText: String {
+        guard let streamTime, let seconds = Int64(streamTime.split(separator: ".").first ?? "") else { return "none yet" }
+        let day = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
+        let inDay = seconds - day * 86_400
+        func two(_ v: Int64) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        return "\(CivilDay.name(day)) \(two(inDay / 3600)):\(two(inDay % 3600 / 60)) UTC (\(streamTime))"
     }
 
     private var parametersText: String {
