@@ -17,6 +17,7 @@ let package = Package(
         .executable(name: "kappa", targets: ["kappa"]),
         .executable(name: "rebu-gen", targets: ["rebu-gen"]),
         .library(name: "KappaLog", targets: ["KappaLog"]),
+        .library(name: "KappaHistory", targets: ["KappaHistory"]),
         .library(name: "KappaTesting", targets: ["KappaTesting"]),
         .library(name: "RebuGenerator", targets: ["RebuGenerator"]),
     ],
@@ -36,6 +37,9 @@ let package = Package(
         // instruction, and a small C++ shim over simdjson (Debian libsimdjson-dev).
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
         .target(name: "CCRC32C"),
+        // The user-history index's storage: SQLite (Debian libsqlite3-dev).
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CRocksDB", pkgConfig: "rocksdb", providers: [.apt(["librocksdb-dev"])]),
         .target(
             name: "CSimdJSON",
             cxxSettings: [.unsafeFlags(["-O3", "-std=c++17"])],
@@ -47,6 +51,12 @@ let package = Package(
         .target(name: "KappaFormat", dependencies: ["KappaCore", "CLZ4", "CCRC32C"], swiftSettings: fast),
         .target(name: "KappaJSON", dependencies: ["KappaCore", "CSimdJSON"], swiftSettings: fast),
         .target(name: "KappaLog", dependencies: ["KappaCore", "KappaIO", "KappaFormat"], swiftSettings: fast),
+        // The user-history index (issue 10): every user's events across topics, by event time.
+        .target(
+            name: "KappaHistory",
+            dependencies: ["KappaCore", "KappaIO", "KappaFormat", "KappaJSON", "KappaLog", "CSQLite", "CRocksDB"],
+            swiftSettings: fast
+        ),
         .target(name: "KappaGroups", dependencies: ["KappaCore", "KappaIO", "KappaFormat", "KappaLog"]),
         .target(
             name: "KappaStreams",
@@ -79,7 +89,7 @@ let package = Package(
         .target(
             name: "KappaHTTP",
             dependencies: [
-                "KappaCore", "KappaFormat", "KappaJSON", "KappaLog", "KappaStreams", "KappaIngest", "KappaForecast",
+                "KappaCore", "KappaFormat", "KappaJSON", "KappaLog", "KappaStreams", "KappaIngest", "KappaForecast", "KappaHistory",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -94,7 +104,8 @@ let package = Package(
         .target(
             name: "KappaCLI",
             dependencies: [
-                "KappaCore", "KappaFormat", "KappaJSON", "KappaLog", "KappaGroups", "KappaStreams", "KappaServer", "KappaIngest", "KappaHTTP", "RebuGenerator",
+                "KappaCore", "KappaFormat", "KappaJSON", "KappaLog", "KappaGroups", "KappaStreams", "KappaServer", "KappaIngest", "KappaHTTP",
+                "KappaHistory", "RebuGenerator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
@@ -112,7 +123,7 @@ let package = Package(
             name: "KappaTests",
             dependencies: [
                 "KappaCore", "KappaIO", "KappaFormat", "KappaJSON", "KappaLog", "KappaGroups", "KappaStreams", "KappaServer",
-                "KappaIngest", "KappaForecast", "KappaHTTP", "KappaTesting", "RebuGenerator", "kappa",
+                "KappaIngest", "KappaForecast", "KappaHTTP", "KappaHistory", "KappaTesting", "RebuGenerator", "kappa",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

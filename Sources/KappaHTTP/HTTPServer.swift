@@ -36,7 +36,7 @@ public final class HTTPServer: Service, @unchecked Sendable {
         pool.start()
         let loops = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let store = JobStore(directory: directory, logger: logger)
-        let history = UserHistoryService(directory: directory)
+        let history = UserHistoryService(directory: directory, logger: logger)
         let refresherDone = DispatchSemaphore(value: 0)
         let refresher = Thread {
             store.run()
