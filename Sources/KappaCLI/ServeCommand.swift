@@ -28,6 +28,7 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup var data: DataOptions
     @Option(help: "Kafka listener address HOST:PORT, or 'off'.") var kafka: String = "127.0.0.1:9092"
     @Option(help: "HTTP API address HOST:PORT, or 'off'. Beyond loopback it needs --http-token-file.") var http: String = "127.0.0.1:8080"
+    @Option(name: .customLong("http-max-body-bytes"), help: "Largest HTTP request body (an ingest); over it: 413, nothing written.") var httpMaxBodyBytes: Int = 64 << 20
     @Option(name: .customLong("http-token-file"), help: "File holding the bearer token that write routes (POST) need; required when --http is not a loopback address.") var httpTokenFile: String?
     @Option(name: .customLong("advertised-address"), help: "HOST:PORT clients are told to connect to (default: the bound address).") var advertisedAddress: String?
     @Option(help: "always | interval | never: when appended batches are fsynced (acks 1 and -1 are answered once written).") var fsync: String = "interval"
@@ -55,6 +56,8 @@ struct ServeCommand: AsyncParsableCommand {
         let bind = Self.address(http)!
         var o = HTTPServerOptions(host: bind.host, port: bind.port)
         o.fsync = FsyncPolicy(name: fsync)!
+        guard httpMaxBodyBytes >= 1024, httpMaxBodyBytes <= 1 << 30 else { throw KappaError(.invalidArgument, "--http-max-body-bytes must be 1024...\(1 << 30)") }
+        o.bodyBytesMax = httpMaxBodyBytes
         if let path = httpTokenFile {
             let bytes = try File(path: path, mode: .readOnly).readAll(limit: 4096)
             let token = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
