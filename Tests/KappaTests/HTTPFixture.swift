@@ -84,7 +84,9 @@ extension CLIWorkspace {
     }
 }
 
-/// JSON values compared as values (key order and number spelling aside).
+/// JSON values compared as values (key order aside): both written with sorted keys.
 func sameJSON(_ a: Any, _ b: Any) -> Bool {
-    (a as? NSObject)?.isEqual(b) ?? false
+    func canonical(_ v: Any) -> Data? { try? JSONSerialization.data(withJSONObject: v, options: [.sortedKeys, .fragmentsAllowed]) }
+    guard let x = canonical(a), let y = canonical(b) else { return false }
+    return x == y
 }
