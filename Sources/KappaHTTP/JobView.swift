@@ -163,15 +163,18 @@ final class JobView: @unchecked Sendable {
     /// Up to `limit` identities after `after` (all when nil), within `key` when given, in
     /// order; and whether more follow.
     func page(after: RowID?, key: String?, limit: Int) -> (ids: [RowID], more: Bool) {
+        // Where the page starts: just after the cursor, or at the key's first row when the
+        // cursor lies before the key (or there is none).
         var lower = after
-        if let key, lower == nil || lower!.key < key { lower = RowID(key: key, start: .min) }
-        var i = Self.firstIndex(in: finalSorted, after: lower, inclusive: after == nil || after!.key != lower!.key || after! != lower!)
-        var j = Self.firstIndex(in: openSorted, after: lower, inclusive: after == nil || after!.key != lower!.key || after! != lower!)
-        if let after, let lower, after == lower {
-            i = Self.firstIndex(in: finalSorted, after: after, inclusive: false)
-            j = Self.firstIndex(in: openSorted, after: after, inclusive: false)
+        var inclusive = false
+        if let key, after == nil || after!.key < key {
+            lower = RowID(key: key, start: .min)
+            inclusive = true
         }
+        var i = Self.firstIndex(in: finalSorted, after: lower, inclusive: inclusive)
+        var j = Self.firstIndex(in: openSorted, after: lower, inclusive: inclusive)
         var out: [RowID] = []
+        // Merge the two sorted lists (they share no identity).
         while true {
             let a = i < finalSorted.count ? finalSorted[i] : nil
             let b = j < openSorted.count ? openSorted[j] : nil

@@ -74,6 +74,7 @@ extension HTTPTests {
             let ws = try CLIWorkspace()
             try HTTPFx.prepare(ws, jobs: [HTTPFx.ridesPerDay])
             let serve = try HTTPServe(ws)
+            let v1Cursor = try #require(try serve.json("/v1/jobs/rides-per-day/rows?limit=1")["next_cursor"] as? String)
             let halfDay = try ws.writeFile("half-day.yaml", lines: [Array(HTTPFx.ridesPerDay.replacingOccurrences(of: "size: 1d", with: "size: 12h").utf8)])
             let replay = try ws.start(["replay", halfDay, "--switch"])
             var versions: [Int64] = []
@@ -92,6 +93,8 @@ extension HTTPTests {
             }
             #expect(versions == [1, 2] || versions == [2])
             #expect(try replay.waitForExit(timeoutSeconds: 120) == 0)
+            // A cursor made in v1 is refused now that v2 is current: its rows would mix versions.
+            try expectProblem(try serve.get("/v1/jobs/rides-per-day/rows?cursor=\(urlEncode(v1Cursor))"), 409)
             #expect(try serve.stop() == 0)
         }
     }

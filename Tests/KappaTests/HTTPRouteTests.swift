@@ -80,6 +80,21 @@ extension HTTPTests {
             #expect(rows.count == HTTPFx.tickets.count && pages > 2)
             #expect(Set(rows.map { "\($0)" }) == Set(query.map { "\($0)" }) || sameJSON(rows.sorted(by: byTicket), query.sorted(by: byTicket)))
 
+            // The rows of one key, paged, as `kappa query JOB KEY`.
+            var cityRows: [[String: Any]] = []
+            cursor = nil
+            repeat {
+                let page = try serve.json("/v1/jobs/rides-per-day/rows?key=Berlin&limit=9" + (cursor.map { "&cursor=\(urlEncode($0))" } ?? ""))
+                cityRows += try #require(page["rows"] as? [[String: Any]])
+                cursor = page["next_cursor"] as? String
+            } while cursor != nil
+            let cityQuery = try ws.jsonLines(["query", "rides-per-day", "Berlin"])
+            #expect(cityRows.count == cityQuery.count && cityRows.count > 50)
+            #expect(cityRows.allSatisfy { $0["key"] as? String == "Berlin" })
+            let byStart = { (a: [String: Any], b: [String: Any]) in (a["window_start"] as! String) < (b["window_start"] as! String) }
+            #expect(sameJSON(cityRows.sorted(by: byStart), cityQuery.sorted(by: byStart)))
+            try expectProblem(try serve.get("/v1/jobs/rides-per-day/rows?key=Atlantis"), 404)
+
             // Ticket -> ride and ride -> tickets against the raw data.
             let expected = try HTTPFx.matchesFromRaw()
             var ticketsOfRide: [String: Set<String>] = [:]
