@@ -20,6 +20,7 @@ let package = Package(
         // For Fuzz/ (a separate package, like Benchmarks/): the job-file, checkpoint and
         // repartition-record decoders it fuzzes live here.
         .library(name: "KappaStreams", targets: ["KappaStreams"]),
+        .library(name: "KappaHistory", targets: ["KappaHistory"]),
         .library(name: "KappaTesting", targets: ["KappaTesting"]),
         .library(name: "RebuGenerator", targets: ["RebuGenerator"]),
     ],
@@ -30,12 +31,18 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.0"),
     ],
     targets: [
         // System and native code: liblz4 (Debian liblz4-dev), CRC-32C with the hardware
         // instruction, and a small C++ shim over simdjson (Debian libsimdjson-dev).
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
         .target(name: "CCRC32C"),
+        // The user-history index's storage: SQLite (Debian libsqlite3-dev).
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CRocksDB", pkgConfig: "rocksdb", providers: [.apt(["librocksdb-dev"])]),
         .target(
             name: "CSimdJSON",
             cxxSettings: [.unsafeFlags(["-O3", "-std=c++17"])],
@@ -47,6 +54,12 @@ let package = Package(
         .target(name: "KappaFormat", dependencies: ["KappaCore", "CLZ4", "CCRC32C"], swiftSettings: fast),
         .target(name: "KappaJSON", dependencies: ["KappaCore", "CSimdJSON"], swiftSettings: fast),
         .target(name: "KappaLog", dependencies: ["KappaCore", "KappaIO", "KappaFormat"], swiftSettings: fast),
+        // The user-history index (issue 10): every user's events across topics, by event time.
+        .target(
+            name: "KappaHistory",
+            dependencies: ["KappaCore", "KappaIO", "KappaFormat", "KappaJSON", "KappaLog", "CSQLite", "CRocksDB"],
+            swiftSettings: fast
+        ),
         .target(name: "KappaGroups", dependencies: ["KappaCore", "KappaIO", "KappaFormat", "KappaLog"]),
         .target(
             name: "KappaStreams",
@@ -66,14 +79,38 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: fast
+        ),
+        // Bad-line handling shared by `kappa produce` and the HTTP ingest route.
+        .target(name: "KappaIngest", dependencies: ["KappaCore", "KappaIO", "KappaFormat", "KappaJSON", "KappaLog"], swiftSettings: fast),
+        // The dashboard's forecast: pure, deterministic, no I/O.
+        .target(name: "KappaForecast"),
+        // `kappa serve --http`: the HTTP API, dashboard and /metrics (Hummingbird 2), and the
+        // Prometheus metrics of jobs (swift-metrics + swift-prometheus) that `kappa process` serves too.
+        .target(
+            name: "KappaHTTP",
+            dependencies: [
+                "KappaCore", "KappaFormat", "KappaJSON", "KappaLog", "KappaStreams", "KappaIngest", "KappaForecast", "KappaHistory",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: fast
         ),
         .target(
             name: "KappaCLI",
             dependencies: [
-                "KappaCore", "KappaFormat", "KappaJSON", "KappaLog", "KappaGroups", "KappaStreams", "KappaServer", "RebuGenerator",
+                "KappaCore", "KappaFormat", "KappaJSON", "KappaLog", "KappaGroups", "KappaStreams", "KappaServer", "KappaIngest", "KappaHTTP",
+                "KappaHistory", "RebuGenerator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -89,7 +126,7 @@ let package = Package(
             name: "KappaTests",
             dependencies: [
                 "KappaCore", "KappaIO", "KappaFormat", "KappaJSON", "KappaLog", "KappaGroups", "KappaStreams", "KappaServer",
-                "KappaTesting", "RebuGenerator", "kappa",
+                "KappaIngest", "KappaForecast", "KappaHTTP", "KappaHistory", "KappaTesting", "RebuGenerator", "kappa",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

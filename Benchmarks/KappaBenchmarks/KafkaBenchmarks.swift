@@ -164,7 +164,7 @@ enum KafkaFixture {
             let log = data + "/../serve-\(UUID().uuidString).log"
             FileManager.default.createFile(atPath: log, contents: nil)
             process.executableURL = URL(fileURLWithPath: Fixture.kappa)
-            process.arguments = ["serve", "--kafka", "127.0.0.1:0", "--data", data, "--fsync", "never"]
+            process.arguments = ["serve", "--kafka", "127.0.0.1:0", "--http", "off", "--data", data, "--fsync", "never"]
             process.environment = Fixture.childEnvironment
             process.standardError = FileHandle(forWritingAtPath: log)
             process.standardOutput = FileHandle.nullDevice

@@ -5,6 +5,7 @@ import Glibc
 import Darwin
 #endif
 import KappaCore
+import KappaIngest
 import KappaFormat
 import KappaGroups
 import KappaLog

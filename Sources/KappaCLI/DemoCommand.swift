@@ -5,6 +5,7 @@ import Glibc
 import Darwin
 #endif
 import KappaCore
+import KappaIngest
 import KappaJSON
 import KappaLog
 import RebuGenerator
@@ -23,12 +24,14 @@ struct DemoCommand: ParsableCommand {
     @Option(help: "App events to generate (rides and tickets follow at ~6% and ~0.6%).") var events: Int = 200_000
     @Option(help: "Generator seed: the same seed gives the same data.") var seed: UInt64 = 42
     @Option(help: "Partitions of each topic.") var partitions: Int32 = 4
+    @Option(help: "Days of generated history (rides follow a weekly rhythm and grow 3% a week).") var days: Int = 120
     @Flag(help: "Delete the demo topics first if they exist.") var reset = false
 
     static let topics: [(RebuTopic, String)] = [(.rides, "rides"), (.tickets, "tickets"), (.appEvents, "app_events")]
 
     func validate() throws {
         guard events > 0, events <= 100_000_000 else { throw ValidationError("--events must be 1...100000000") }
+        guard days >= 1, days <= 3650 else { throw ValidationError("--days must be 1...3650") }
         guard partitions >= 1, partitions <= Int32(Limits.partitionsMax) else { throw ValidationError("--partitions must be 1...\(Limits.partitionsMax)") }
     }
 
@@ -45,7 +48,7 @@ struct DemoCommand: ParsableCommand {
             Stderr.line("generating \(events) app events (seed \(seed)) into \(inputDir) ...")
             let summary: RebuSummary
             do {
-                summary = try RebuGenerator.write(RebuConfig(seed: seed, appEvents: events), to: inputDir)
+                summary = try RebuGenerator.write(RebuConfig(seed: seed, appEvents: events, days: days, demand: .rebu), to: inputDir)
             } catch {
                 throw KappaError(.io, "generating demo data failed: \(error)")
             }
@@ -74,7 +77,7 @@ struct DemoCommand: ParsableCommand {
         let writer = try TopicWriter(directory: directory, topic: topic, sealInBackground: true)
         var ingest = Ingest(directory: directory, topic: topic, writer: writer, policy: .default, onError: .fail,
                             fields: try EventFields(keyField: "user_id", timeField: "time_utc", lineBytesMax: Limits.lineBytesDefault),
-                            source: path)
+                            source: path, report: Stderr.line)
         try ingest.run(LineReader(fd: fd, path: path, lineBytesMax: Limits.lineBytesDefault, padding: JSONFieldExtractor.padding))
         return ingest.written
     }

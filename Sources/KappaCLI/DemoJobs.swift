@@ -31,11 +31,18 @@ struct DemoJobs {
         match:       { key: user_id, time: time_utc, tickets: tickets, rides: rides, grace: 10m }
         output: ticket-ride-matches
         """),
+        // The dashboard's job (`kappa serve`, /dashboard): rides per UTC day, summed over cities.
+        ("rides-per-day.yaml", """
+        name: rides-per-day
+        inputs: [rides]
+        window:      { key: city, time: time_utc, size: 1d, grace: 10m, aggregates: [count], emit: final }
+        output: rides-per-day
+        """),
     ]
 
     func run() throws(KappaError) {
         let registry = JobRegistry(directory: directory)
-        for name in ["rides-per-city", "app-sessions", "ticket-ride-match"] where try registry.load(name) != nil {
+        for name in ["rides-per-city", "app-sessions", "ticket-ride-match", "rides-per-day"] where try registry.load(name) != nil {
             try dropAll(name, registry: registry)
         }
         let jobsDir = dataPath + "/demo-jobs"
@@ -76,6 +83,9 @@ struct DemoJobs {
         report.append("  try: kappa jobs diff rides-per-city 1 2 --data \(dataPath) | tail -1")
         report.append("       kappa query rides-per-city Berlin --data \(dataPath) | head")
         report.append("       kappa query ticket-ride-match --ride RIDE_ID --data \(dataPath)")
+        report.append("")
+        report.append("Dashboard (rides-per-day v1: rides per UTC day, the last 30 days and a 30-day forecast):")
+        report.append("  kappa serve --data \(dataPath)   then open http://127.0.0.1:8080/dashboard")
         let out = StdoutWriter()
         for line in report { out.line(line) }
         out.flush()

@@ -21,9 +21,7 @@ struct JobsCommand: ParsableCommand {
                 let out = StdoutWriter()
                 for name in try registry.names() {
                     guard let r = try registry.load(name) else { continue }
-                    let versions = r.versions.map { "\($0.version)" }.joined(separator: ",")
-                    let def = r.current.flatMap { r.version($0) }?.definition ?? r.latest?.definition
-                    out.line("{\"job\":\(JSONEscape.quoted(name)),\"kind\":\"\(def?.kind ?? "")\",\"current\":\(r.current.map(String.init) ?? "null"),\"versions\":[\(versions)],\"output\":\(JSONEscape.quoted(def?.output ?? ""))}")
+                    out.line(KappaStreams.Describe.job(name, r))
                 }
                 out.flush()
             }
@@ -42,76 +40,10 @@ struct JobsCommand: ParsableCommand {
                 let record = try registry.require(job)
                 let out = StdoutWriter()
                 for v in record.versions.sorted(by: { $0.version < $1.version }) {
-                    out.line(try describe(v, record: record, dir: dir, registry: registry))
+                    out.line(try KappaStreams.Describe.version(v, record: record, dir: dir, registry: registry))
                 }
                 out.flush()
             }
-        }
-
-        func describe(_ v: JobRecord.Version, record: JobRecord, dir: DataDirectory, registry: JobRegistry) throws(KappaError) -> String {
-            let def = v.definition
-            let store = try GroupStore(directory: dir, group: "\(def.name).v\(v.version)")
-            // Inputs deleted since: nothing to show per task.
-            let plan = def.inputs.allSatisfy(dir.topicExists) ? try JobPlan.make(def, directory: dir) : nil
-            var tasks: [String] = []
-            var notes: [String] = []
-            for p in 0..<(plan?.tasks ?? 0) {
-                let path = registry.statusPath(def.name, v.version, task: p)
-                var lag: [String: Int64] = [:]
-                var status: TaskStatus?
-                if FS.exists(path) {
-                    do throws(KappaError) {
-                        status = try TaskStatus.decode(try File(path: path, mode: .readOnly).readAll(limit: 1 << 24), path: path)
-                    } catch {
-                        // Not the checkpoint, only its description: say so, show the rest.
-                        notes.append("task \(p): \(error.message); it is rewritten at the task's next checkpoint")
-                    }
-                }
-                for input in plan!.inputs where p < input.partitions {
-                    let end = try PartitionStatus.read(dir, TopicPartition(input.topic, p)).endOffset
-                    lag[input.topic] = end.rawValue - (status?.inputOffsets[input.topic] ?? 0)
-                }
-                if plan!.repartitioned {
-                    let topic = JobRegistry.repartitionTopic(def, v.version)
-                    if dir.topicExists(topic) {
-                        lag[topic] = try PartitionStatus.read(dir, TopicPartition(topic, p)).endOffset.rawValue - (status?.repartitionOffset ?? 0)
-                    }
-                }
-                let owner = try store.owner(TopicPartition(JobRegistry.outputTopic(def, v.version), p))
-                guard var s = status else {
-                    let lags = lag.keys.sorted().map { "\(JSONEscape.quoted($0)):\(lag[$0]!)" }.joined(separator: ",")
-                    tasks.append("{\"task\":\(p),\"checkpoint\":null,\"lag\":{\(lags)},\"owner\":\(owner.map(JSONEscape.quoted) ?? "null")}")
-                    continue
-                }
-                s.lag = lag
-                s.owner = owner
-                tasks.append(String(decoding: s.json(), as: UTF8.self))
-                notes += Self.notes(s, task: p, caughtUp: lag.values.allSatisfy { $0 == 0 })
-            }
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            let defJSON = (try? String(decoding: encoder.encode(def), as: UTF8.self)) ?? "null"  // plain Codable values: cannot fail
-            let planJSON = plan.map { plan in
-                "{\"tasks\":\(plan.tasks),\"inputs\":[" + plan.inputs.map { i in
-                    "{\"topic\":\(JSONEscape.quoted(i.topic)),\"partitions\":\(i.partitions),\"key_field\":\(JSONEscape.quoted(i.keyField)),\"route\":\"\(i.route.rawValue)\"}"
-                }.joined(separator: ",") + "],\"explanation\":[" + plan.explanation(keyField: def.keyField).map(JSONEscape.quoted).joined(separator: ",") + "]}"
-            } ?? "null"
-            return "{\"job\":\(JSONEscape.quoted(def.name)),\"version\":\(v.version),\"current\":\(record.current == v.version),\"kind\":\"\(def.kind)\",\"output_topic\":\(JSONEscape.quoted(JobRegistry.outputTopic(def, v.version))),\"caught_up\":\(v.caughtUpMillis != nil),\"plan\":\(planJSON),\"tasks\":[\(tasks.joined(separator: ","))],\"notes\":[\(notes.map(JSONEscape.quoted).joined(separator: ","))],\"definition\":\(defJSON)}"
-        }
-
-        /// What holds a caught-up task's results back, in words.
-        static func notes(_ s: TaskStatus, task p: Int32, caughtUp: Bool) -> [String] {
-            var notes: [String] = []
-            if !s.idleInputs.isEmpty { notes.append("task \(p): idle inputs no longer hold results back (idle_timeout)") }
-            guard caughtUp else { return notes }
-            let silent = s.sources.filter { $0.streamTime == nil && !$0.idle }.map(\.source)
-            if !silent.isEmpty {
-                notes.append("task \(p): results wait for every source partition to report a stream time; \(silent.joined(separator: ", ")) \(silent.count == 1 ? "has" : "have") no records yet (see idle_timeout)")
-            }
-            if let pending = s.pendingTickets, pending > 0 {
-                notes.append("task \(p): \(pending) tickets wait for the rides' watermark to pass ticket time + grace; if rides stopped arriving, they wait until rides arrive (or idle_timeout)")
-            }
-            return notes
         }
     }
 

@@ -14,7 +14,7 @@ public struct KappaCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "kappa",
         abstract: "A Kappa-architecture stream processor: one partitioned commit log, stateful operators, replay.",
-        subcommands: [TopicsCommand.self, ProduceCommand.self, ConsumeCommand.self, GroupsCommand.self, ProcessCommand.self, ReplayCommand.self, JobsCommand.self, QueryCommand.self, ServeCommand.self, DemoCommand.self]
+        subcommands: [TopicsCommand.self, ProduceCommand.self, ConsumeCommand.self, GroupsCommand.self, ProcessCommand.self, ReplayCommand.self, JobsCommand.self, QueryCommand.self, HistoryCommand.self, ServeCommand.self, DemoCommand.self]
     )
 
     public init() {}

@@ -1,8 +1,10 @@
 import ArgumentParser
 import KappaCore
+import KappaHTTP
 import KappaLog
 import KappaStreams
 import Logging
+import Metrics
 import ServiceLifecycle
 
 /// `kappa process JOB.yaml`: the long-running daemon for a job's current version.
@@ -20,10 +22,12 @@ struct ProcessCommand: AsyncParsableCommand {
     @Argument(help: "The job file (YAML).") var job: String
     @Option(help: "always | interval | never: when output and checkpoints are fsynced.") var fsync: String = "interval"
     @Option(name: .customLong("status-interval"), help: "Seconds between status lines on stderr.") var statusInterval: Int = 5
+    @Option(help: "Serve Prometheus metrics of this job at http://HOST:PORT/metrics (loopback unless an address is given).") var metrics: String?
 
     func validate() throws {
         guard FsyncPolicy(name: fsync) != nil else { throw ValidationError("--fsync must be always, interval or never") }
         guard statusInterval > 0 else { throw ValidationError("--status-interval must be positive") }
+        if let m = metrics, ServeCommand.address(m) == nil { throw ValidationError("--metrics must be HOST:PORT, got '\(m)'") }
     }
 
     func run() async throws {
@@ -37,7 +41,19 @@ struct ProcessCommand: AsyncParsableCommand {
             let runner = try JobRunner(directory: dir, definition: def, version: version, memberId: JobFiles.memberId(), fsync: FsyncPolicy(name: fsync)!)
             logger.info("started", metadata: ["output": "\(JobRegistry.outputTopic(def, version))", "partitions": "\(runner.partitions)"])
             let service = JobService(runner: runner, logger: logger, statusIntervalNanos: Int64(statusInterval) * 1_000_000_000, untilCaughtUp: false)
-            let group = ServiceGroup(configuration: .init(services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)]
+            if let address = metrics.flatMap(ServeCommand.address) {
+                let registry = KappaMetrics(jobs: [def.name])
+                registry.bootstrap()
+                let name = def.name, version = "\(version)"
+                runner.onCheckpoint = { _, nanos in
+                    Metrics.Timer(label: "kappa_job_checkpoint_duration_seconds", dimensions: [("job", name), ("version", version)]).recordNanoseconds(nanos)
+                }
+                services.append(.init(service: MetricsServer(directory: dir, host: address.host, port: address.port, metrics: registry, logger: logger) { a in
+                    Stderr.line("metrics on http://\(a)/metrics")
+                }, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup))
+            }
+            let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         }
     }

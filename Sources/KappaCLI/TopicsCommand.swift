@@ -51,7 +51,7 @@ struct TopicsCommand: ParsableCommand {
                 let out = StdoutWriter()
                 for name in try dir.listTopics() {
                     let c = try dir.topicConfig(name)
-                    out.line("{\"topic\":\(JSONEscape.quoted(name)),\"partitions\":\(c.partitions),\"compression\":\"\(c.compression)\",\"key_field\":\(JSONEscape.quoted(c.partitionKeyField))}")
+                    out.line(KappaStreams.Describe.topic(name, c))
                 }
                 out.flush()
             }
@@ -70,7 +70,7 @@ struct TopicsCommand: ParsableCommand {
                 let out = StdoutWriter()
                 for p in 0..<c.partitions {
                     let s = try PartitionStatus.read(dir, TopicPartition(name, p))
-                    out.line("{\"topic\":\(JSONEscape.quoted(name)),\"partition\":\(p),\"start_offset\":\(s.startOffset),\"end_offset\":\(s.endOffset),\"recovery_point\":\(s.recoveryPoint.map { String($0.rawValue) } ?? "null"),\"records\":\(s.endOffset - s.startOffset),\"bytes\":\(s.bytes),\"segments\":\(s.segments),\"compression\":\"\(c.compression)\",\"retention_ms\":\(c.retentionMillis.map(String.init) ?? "null"),\"retention_bytes\":\(c.retentionBytes.map(String.init) ?? "null")}")
+                    out.line(KappaStreams.Describe.partition(name, p, s, c))
                 }
                 out.flush()
             }

@@ -70,6 +70,9 @@ public final class PartitionReader {
     /// The segment file the last batch came from.
     public var currentPath: String? { log?.path }
 
+    /// The base offset of the segment the last batch came from (its file's name).
+    public var currentSegmentBase: Offset? { segmentBase }
+
     /// The first offset still stored (retention moves it forward).
     public func startOffset() throws(KappaError) -> Offset {
         bases = try SegmentFiles.bases(in: directory, fileSystem: fs)

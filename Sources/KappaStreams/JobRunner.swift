@@ -30,6 +30,10 @@ public final class JobRunner {
     public var rebalanceIntervalNanos: Int64 = 250_000_000
     /// How long one task may step within a round before the round moves on.
     public var sliceNanos: Int64 = 20_000_000
+    /// Called after each checkpoint a round takes, with the task and how long the
+    /// checkpoint took (for metrics); from the round's worker threads, so it must be
+    /// thread-safe.
+    public var onCheckpoint: (@Sendable (_ task: Int32, _ durationNanos: Int64) -> Void)?
 
     public init(directory: DataDirectory, definition: JobDefinition, version: Int, memberId: String,
                 fsync: FsyncPolicy = .default, clock: any WallClock = SystemClock()) throws(KappaError) {
@@ -76,6 +80,7 @@ public final class JobRunner {
         let list = tasks.keys.sorted().map { tasks[$0]! }
         let interval = checkpointIntervalNanos
         let slice = sliceNanos
+        let onCheckpoint = self.onCheckpoint
         let results = Transfer(UnsafeMutableBufferPointer<Result<Int, KappaError>>.allocate(capacity: list.count))
         defer { results.value.deallocate() }
         let shared = Transfer(list)
@@ -91,6 +96,7 @@ public final class JobRunner {
                     if t.needsCheckpoint && (n == 0 || now - t.lastCheckpointNanos >= interval) {
                         try t.checkpoint()
                         t.lastCheckpointNanos = now
+                        onCheckpoint?(t.task, monotonicNanos() - now)
                     }
                     if n == 0 || now - start >= slice { break }
                 }

@@ -63,35 +63,7 @@ extension JobTask {
     /// without opening anything for writing (for `kappa query` while a daemon runs).
     /// Window partials still held by the sources are merged with the owners' windows.
     public static func openResults(directory: DataDirectory, definition: JobDefinition, version: Int) throws(KappaError) -> [ResultReader.Row] {
-        let plan = try JobPlan.make(definition, directory: directory)
-        let registry = JobRegistry(directory: directory)
-        var states: [TaskState] = []
-        for task in 0..<plan.tasks {
-            let path = registry.checkpointPath(definition.name, version, task: task)
-            guard directory.fileSystem.exists(path) else { continue }
-            let s = TaskState(definition: definition, version: version, task: task, plan: plan)
-            _ = try readCheckpoint(path, directory.fileSystem) { (raw) throws(StateReader.Failure) in try s.decode(raw) }
-            states.append(s)
-        }
-        guard case .window(let w) = definition.operation else { return states.flatMap { $0.openRows() } }
-        var merged: [String: WindowResult] = [:]
-        func add(_ key: String, _ start: TimestampNanos, _ state: AggregateState, _ lineage: Lineage) {
-            let id = key + "\u{1F}\(start)"
-            if var r = merged[id] {
-                r.state.merge(state)
-                r.lineage.merge(lineage)
-                merged[id] = r
-            } else {
-                merged[id] = WindowResult(key: key, windowStart: start, windowEnd: start + w.sizeNanos, state: state, lineage: lineage, final: false)
-            }
-        }
-        for s in states {
-            for c in s.openPartials() { add(c.key, c.windowStart, c.state, c.lineage) }
-            if case .window(let merger) = s.op { for r in merger.openResults() { add(r.key, r.windowStart, r.state, r.lineage) } }
-        }
-        return merged.values.sorted { ($0.windowStart, $0.key) < ($1.windowStart, $1.key) }.map {
-            ResultReader.Row(identity: ResultReader.identity($0.key, $0.windowStart), key: $0.key, json: $0.json(w, fields: w.fields), rideId: nil)
-        }
+        try storeSnapshot(directory: directory, definition: definition, version: version).openRows
     }
 
     /// Reads a checkpoint file and decodes it with `body`; a decoding failure is a

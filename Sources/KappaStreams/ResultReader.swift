@@ -29,50 +29,76 @@ public struct ResultReader {
     public static func rows(directory: DataDirectory, definition: JobDefinition, version: Int) throws(KappaError) -> [Row] {
         let topic = JobRegistry.outputTopic(definition, version)
         let config = try directory.topicConfig(topic)
-        let paths: [String]
-        switch definition.operation {
-        case .window: paths = ["key", "window_start"]
-        case .session: paths = ["key", "session_start"]
-        case .match: paths = ["ticket_id", "user_id", "ride_id"]
-        }
-        let extractor = try JSONFieldExtractor(paths: paths)
-        let codec = LZ4Codec()
-        let scratch = ByteWriter(capacity: 1 << 20)
-        let padded = ByteWriter(capacity: 4096)
+        let parser = try Parser(definition)
         var latest: [String: Int] = [:]
         var rows: [Row] = []
         for p in 0..<config.partitions {
-            let reader = try PartitionReader(directory: directory, topicPartition: TopicPartition(topic, p))
-            var position = try reader.startOffset()
-            try reader.seek(to: position)
-            while var records = try reader.nextRecords(from: position, codec: codec, scratch: scratch) {
-                while let record = try records.next() {
-                    position = record.offset + 1
-                    padded.removeAll()
-                    padded.reserve(record.value.count + JSONFieldExtractor.padding)
-                    padded.append(record.value)
-                    // A job writes JSON: an output record that is not would be a bug; skip
-                    // it rather than fail every query.
-                    guard (try? extractor.parse(padded.bytes)) != nil else { continue }
-                    let a = extractor.field(0).text ?? ""
-                    let b = extractor.field(1).text ?? ""
-                    let identity: String
-                    var row = Row(identity: "", key: a, json: Array(record.value), rideId: nil)
-                    if case .match = definition.operation {
-                        identity = a
-                        row.rideId = extractor.field(2).text
-                    } else {
-                        identity = a + "\u{1F}" + (EventTime.parse(b).map { $0.decimalSeconds }.successValue ?? b)
-                    }
-                    row.identity = identity
-                    if let i = latest[identity] { rows[i] = row } else {
-                        latest[identity] = rows.count
-                        rows.append(row)
-                    }
+            try forEachRow(directory: directory, parser: parser, topicPartition: TopicPartition(topic, p), from: .zero, to: nil) { row, _ in
+                if let i = latest[row.identity] { rows[i] = row } else {
+                    latest[row.identity] = rows.count
+                    rows.append(row)
                 }
             }
         }
         return rows
+    }
+
+    /// Extracts a row's identity from an output record of one job definition.
+    public final class Parser {
+        let definition: JobDefinition
+        let extractor: JSONFieldExtractor
+        let codec = LZ4Codec()
+        let scratch = ByteWriter(capacity: 1 << 20)
+        let padded = ByteWriter(capacity: 4096)
+
+        public init(_ definition: JobDefinition) throws(KappaError) {
+            self.definition = definition
+            let paths: [String]
+            switch definition.operation {
+            case .window: paths = ["key", "window_start"]
+            case .session: paths = ["key", "session_start"]
+            case .match: paths = ["ticket_id", "user_id", "ride_id"]
+            }
+            extractor = try JSONFieldExtractor(paths: paths)
+        }
+
+        func row(_ value: UnsafeRawBufferPointer) -> Row? {
+            padded.removeAll()
+            padded.reserve(value.count + JSONFieldExtractor.padding)
+            padded.append(value)
+            // A job writes JSON: an output record that is not would be a bug; skip
+            // it rather than fail every query.
+            guard (try? extractor.parse(padded.bytes)) != nil else { return nil }
+            let a = extractor.field(0).text ?? ""
+            let b = extractor.field(1).text ?? ""
+            var row = Row(identity: "", key: a, json: Array(value), rideId: nil)
+            if case .match = definition.operation {
+                row.identity = a
+                row.rideId = extractor.field(2).text
+            } else {
+                row.identity = a + "\u{1F}" + (EventTime.parse(b).map { $0.decimalSeconds }.successValue ?? b)
+            }
+            return row
+        }
+    }
+
+    /// Calls `body` with each committed output record of one partition from `from` up to
+    /// `to` (exclusive; nil: the committed end), with its offset. Returns the offset after
+    /// the last record read.
+    @discardableResult
+    public static func forEachRow(directory: DataDirectory, parser: Parser, topicPartition: TopicPartition, from: Offset, to: Offset?,
+                                  _ body: (Row, Offset) -> Void) throws(KappaError) -> Offset {
+        let reader = try PartitionReader(directory: directory, topicPartition: topicPartition)
+        var position = max(from, try reader.startOffset())
+        try reader.seek(to: position)
+        while var records = try reader.nextRecords(from: position, codec: parser.codec, scratch: parser.scratch) {
+            while let record = try records.next() {
+                if let to, record.offset >= to { return position }
+                position = record.offset + 1
+                if let row = parser.row(record.value) { body(row, record.offset) }
+            }
+        }
+        return position
     }
 }
 

@@ -69,7 +69,8 @@ final class KafkaServe {
 
     init(_ ws: CLIWorkspace, extra: [String] = []) throws {
         self.ws = ws
-        let process = try ws.start(["serve", "--kafka", "127.0.0.1:0", "--group-initial-rebalance-delay", "0ms"] + extra)
+        // --http off: the Kafka tests run servers side by side; the HTTP API has its own tests.
+        let process = try ws.start(["serve", "--kafka", "127.0.0.1:0", "--http", "off", "--group-initial-rebalance-delay", "0ms"] + extra)
         self.process = process
         var address: String? = nil
         try waitUntil("kappa serve to listen", timeoutSeconds: 30) {

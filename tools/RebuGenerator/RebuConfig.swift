@@ -30,6 +30,30 @@ public struct RebuConfig: Sendable, Equatable, Hashable {
     public var ridesPerThousandAppEvents: Int
     /// Support tickets per 1000 app events (default 6).
     public var ticketsPerThousandAppEvents: Int
+    /// Demand over the period (`nil`: uniform, as before this existed, so existing data
+    /// sets are unchanged): when visits, and so rides, tickets and app events, happen.
+    public var demand: Demand?
+
+    /// A weekly rhythm and a linear trend in how many visits start each day: day `d` of
+    /// the period gets a share proportional to `weekday[weekday of d] × (1 + trendPerWeek × d / 7)`
+    /// (weekdays Monday first, in UTC). Within a day, visit starts are uniform.
+    /// Integer weights and plain arithmetic keep the data identical on every machine.
+    public struct Demand: Sendable, Equatable, Hashable {
+        /// Relative demand per weekday, Monday first (7 positive numbers).
+        public var weekday: [Int]
+        /// Growth of demand per week, relative to the first day (0.03: +3 % per week).
+        public var trendPerWeek: Double
+
+        public init(weekday: [Int], trendPerWeek: Double) {
+            precondition(weekday.count == 7 && weekday.allSatisfy { $0 > 0 }, "seven positive weekday weights")
+            precondition(trendPerWeek > -1, "demand must stay positive")
+            self.weekday = weekday
+            self.trendPerWeek = trendPerWeek
+        }
+
+        /// Rebu's: quiet early in the week, busy Friday and Saturday, +3 % a week.
+        public static let rebu = Demand(weekday: [80, 85, 90, 100, 135, 150, 95], trendPerWeek: 0.03)
+    }
 
     public init(
         seed: UInt64 = 42,
@@ -39,7 +63,8 @@ public struct RebuConfig: Sendable, Equatable, Hashable {
         days: Int? = nil,
         disorderBoundNanos: Int64 = 300_000_000_000,
         ridesPerThousandAppEvents: Int = 60,
-        ticketsPerThousandAppEvents: Int = 6
+        ticketsPerThousandAppEvents: Int = 6,
+        demand: Demand? = nil
     ) {
         self.seed = seed
         self.appEvents = appEvents
@@ -49,6 +74,7 @@ public struct RebuConfig: Sendable, Equatable, Hashable {
         self.disorderBoundNanos = disorderBoundNanos
         self.ridesPerThousandAppEvents = ridesPerThousandAppEvents
         self.ticketsPerThousandAppEvents = ticketsPerThousandAppEvents
+        self.demand = demand
     }
 
     /// The user count actually used: `users`, or `max(10, appEvents / 50)` when `nil`.

@@ -287,6 +287,14 @@ public struct RebuDataset: Sendable {
         let span = Int64(days) * day
         var visitStart = [Int64](repeating: 0, count: visits)
         var offsets: [Int64] = []
+        // Demand (weekly rhythm, trend): an offset drawn uniformly in [0, free] is moved by
+        // the inverse of the demand's cumulative share over the days of the period. The map
+        // is monotone, so sorted offsets stay sorted and visits keep their spacing.
+        let demandCDF = config.demand.map { Self.demandCDF($0, startNanos: start, days: days) }
+        func warp(_ offset: Int64, _ free: Int64) -> Int64 {
+            guard let cdf = demandCDF, free > 0 else { return offset }
+            return Self.invert(cdf, fraction: Double(offset) / Double(free), span: free)
+        }
         for u in 0..<nUsers {
             let lo = userStart[u], hi = userStart[u + 1]
             if lo == hi { continue }
@@ -294,7 +302,7 @@ public struct RebuDataset: Sendable {
             var before: Int64 = 0
             if free >= 0 {
                 offsets.removeAll(keepingCapacity: true)
-                for _ in lo..<hi { offsets.append(prng.int(0, free)) }
+                for _ in lo..<hi { offsets.append(warp(prng.int(0, free), free)) }
                 offsets.sort()
                 for i in lo..<hi {
                     let v = Int(byUser[i])
@@ -438,5 +446,32 @@ public struct RebuDataset: Sendable {
             d += 1
         }
         return d
+    }
+
+    /// Cumulative demand at the end of each day of the period, normalised to 1.
+    static func demandCDF(_ demand: RebuConfig.Demand, startNanos: Int64, days: Int) -> [Double] {
+        let dayNanos: Int64 = 86_400_000_000_000
+        var cumulative: [Double] = []
+        var total = 0.0
+        for d in 0..<days {
+            let epochDay = (startNanos / dayNanos) + Int64(d)
+            let weekday = Int((epochDay + 3) % 7)  // 1970-01-01 was a Thursday; 0 = Monday
+            total += Double(demand.weekday[weekday]) * (1 + demand.trendPerWeek * Double(d) / 7)
+            cumulative.append(total)
+        }
+        return cumulative.map { $0 / total }
+    }
+
+    /// The time in [0, span] by which `fraction` of the demand has happened.
+    static func invert(_ cdf: [Double], fraction: Double, span: Int64) -> Int64 {
+        var lo = 0, hi = cdf.count - 1
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if cdf[mid] < fraction { lo = mid + 1 } else { hi = mid }
+        }
+        let before = lo == 0 ? 0 : cdf[lo - 1]
+        let within = cdf[lo] > before ? (fraction - before) / (cdf[lo] - before) : 0
+        let dayLength = Double(span) / Double(cdf.count)
+        return min(span, max(0, Int64((Double(lo) + within) * dayLength)))
     }
 }

@@ -79,6 +79,8 @@ final class Broker: @unchecked Sendable {
             out.close("unknown API key \(header.apiKey)")
             return
         }
+        var out = out
+        out.api = "\(key)"
         guard key.versions.contains(header.apiVersion) else {
             if key == .apiVersions { return apiVersionsUnsupported(header, out) }
             out.close("\(key) version \(header.apiVersion) is not served (\(key.versions.lowerBound)...\(key.versions.upperBound))")

@@ -15,22 +15,22 @@ import KappaLog
 /// says so, `TopicConfig.cameFromKafkaClient`) prints as it is when it is valid JSON,
 /// else as a JSON string (invalid UTF-8 replaced by U+FFFD), and an empty value as null,
 /// in both modes, so every line stays JSON. `kappa produce` validated every other value.
-struct RecordPrinter {
-    let withMeta: Bool
+public struct RecordPrinter {
+    public let withMeta: Bool
     /// Values may be any bytes (dead letters): print them as JSON strings.
-    let rawValues: Bool
+    public let rawValues: Bool
     private var scratch: [UInt8] = []
     private var validator: JSONValidator?
     private let padded = ByteWriter(capacity: 4096)
     private static let nsHeader = Array(RecordBatchLayout.subMilliNanosHeader.utf8)
 
-    init(withMeta: Bool, rawValues: Bool = false) {
+    public init(withMeta: Bool, rawValues: Bool = false) {
         self.withMeta = withMeta
         self.rawValues = rawValues
         scratch.reserveCapacity(32)
     }
 
-    mutating func append(_ record: RecordView, topic: TopicPartition, fromKafkaClient: Bool = false, to out: ByteWriter) {
+    public mutating func append(_ record: RecordView, topic: TopicPartition, fromKafkaClient: Bool = false, to out: ByteWriter) {
         guard withMeta else {
             if fromKafkaClient {
                 appendClientValue(record.value, to: out)

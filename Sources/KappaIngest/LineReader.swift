@@ -5,39 +5,69 @@ import Darwin
 #endif
 import KappaCore
 
-/// Splits a file descriptor's bytes into lines, in large reads, handing out each line
-/// as a view into its buffer followed by at least `padding` readable bytes (what
-/// simdjson needs). A line longer than `lineBytesMax` is reported as `.tooLong` and
+/// Splits a byte source (a file descriptor, or an HTTP request body in memory) into
+/// lines, in large reads, handing out each line as a view into its buffer followed by at
+/// least `padding` readable bytes (what simdjson needs). A line longer than `lineBytesMax` is reported as `.tooLong` and
 /// skipped without ever being held whole. Lines end at "\n"; a "\r" before it is dropped;
 /// the last line may lack its "\n". Not thread-safe.
-final class LineReader {
-    enum Line {
+public final class LineReader {
+    /// Fills up to `count` bytes at the pointer; returns how many (0: end of input), or
+    /// -1 with `errno` set. A source that is interrupted returns 0 to end the input.
+    public typealias Source = (UnsafeMutableRawPointer, Int) -> Int
+
+    public enum Line {
         case line(number: Int, bytes: UnsafeRawBufferPointer)
         case tooLong(number: Int, bytes: Int, prefix: UnsafeRawBufferPointer)
     }
 
-    let fd: Int32
-    let path: String
-    let lineBytesMax: Int
+    let source: Source
+    public let path: String
+    public let lineBytesMax: Int
     let padding: Int
     private let buffer: UnsafeMutableRawPointer
     private let capacity: Int
     private var start = 0  // first unread byte
     private var end = 0  // bytes filled
     private var eof = false
-    private(set) var lineNumber = 0
+    public private(set) var lineNumber = 0
     /// True when the last read returned less than asked: the input is a pipe or
     /// terminal that has no more for now, so the caller should flush what it has.
-    private(set) var lastReadWasShort = false
+    public private(set) var lastReadWasShort = false
 
     static let readBytes = 4 << 20
 
     /// No complete line is waiting in the buffer.
-    var isBufferDrained: Bool { findNewline() == nil }
+    public var isBufferDrained: Bool { findNewline() == nil }
 
-    init(fd: Int32, path: String, lineBytesMax: Int, padding: Int) {
+    /// Reads a file descriptor; `interrupted` is asked when a read returns EINTR (a signal):
+    /// true ends the input cleanly.
+    public convenience init(fd: Int32, path: String, lineBytesMax: Int, padding: Int, interrupted: @escaping () -> Bool = { false }) {
+        self.init(path: path, lineBytesMax: lineBytesMax, padding: padding) { p, count in
+            while true {
+                let n = read(fd, p, count)
+                if n < 0 && errno == EINTR {
+                    if interrupted() { return 0 }  // a clean stop: end of input
+                    continue
+                }
+                return n
+            }
+        }
+    }
+
+    /// Reads bytes held in memory (an HTTP request body), which must outlive the reader.
+    public convenience init(bytes: UnsafeRawBufferPointer, path: String, lineBytesMax: Int, padding: Int) {
+        var done = 0
+        self.init(path: path, lineBytesMax: lineBytesMax, padding: padding) { p, count in
+            let n = min(count, bytes.count - done)
+            if n > 0 { p.copyMemory(from: bytes.baseAddress! + done, byteCount: n) }
+            done += n
+            return n
+        }
+    }
+
+    public init(path: String, lineBytesMax: Int, padding: Int, source: @escaping Source) {
         precondition(lineBytesMax > 0 && padding >= 0)
-        self.fd = fd
+        self.source = source
         self.path = path
         self.lineBytesMax = lineBytesMax
         self.padding = padding
@@ -52,7 +82,7 @@ final class LineReader {
     }
 
     /// The next line, or nil at end of input. The view is valid until the next call.
-    func next() throws(KappaError) -> Line? {
+    public func next() throws(KappaError) -> Line? {
         while true {
             if let nl = findNewline() {
                 lineNumber += 1
@@ -122,16 +152,7 @@ final class LineReader {
         end += n
     }
 
-    private func readSome(into p: UnsafeMutableRawPointer, count: Int) -> Int {
-        while true {
-            let n = read(fd, p, count)
-            if n < 0 && errno == EINTR {
-                if StopSignal.isRequested { return 0 }  // a clean stop: end of input
-                continue
-            }
-            return n
-        }
-    }
+    private func readSome(into p: UnsafeMutableRawPointer, count: Int) -> Int { source(p, count) }
 
     /// Drops input through the next newline; returns how many bytes were dropped.
     private func discardThroughNewline() throws(KappaError) -> Int {

@@ -4,12 +4,13 @@ import Glibc
 
 /// Waits for a partition directory to change (an append, a new segment) with inotify,
 /// so a follower wakes within a millisecond of a write instead of polling. Falls back to
-/// a plain sleep where inotify is unavailable. Not thread-safe.
-final class TailWatcher {
+/// a plain sleep where inotify is unavailable. Used by `consume --follow`, job daemons
+/// and the user-history indexer. Not thread-safe.
+public final class TailWatcher {
     private var fd: Int32 = -1
     private var watched = Set<String>()
 
-    init() {
+    public init() {
         #if canImport(Glibc)
         fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
         #endif
@@ -17,7 +18,7 @@ final class TailWatcher {
 
     deinit { if fd >= 0 { close(fd) } }
 
-    func watch(_ directory: String) {
+    public func watch(_ directory: String) {
         #if canImport(Glibc)
         guard fd >= 0, !watched.contains(directory) else { return }
         if inotify_add_watch(fd, directory, UInt32(IN_MODIFY | IN_CREATE | IN_MOVED_TO)) >= 0 { watched.insert(directory) }
@@ -25,7 +26,7 @@ final class TailWatcher {
     }
 
     /// Returns when something changed or after `timeoutMillis`.
-    func wait(timeoutMillis: Int32) {
+    public func wait(timeoutMillis: Int32) {
         guard fd >= 0 else {
             usleep(UInt32(timeoutMillis) * 1000)
             return

@@ -1,0 +1,184 @@
+import KappaCore
+import KappaFormat
+
+/// Where a batch lies in a partition: the segment holding it and its byte position there.
+/// Derived state (an index keeps it to find a record without the segment's offset index);
+/// `RecordFetcher` checks it against the batch it points at before trusting it.
+public struct BatchLocation: Hashable, Sendable {
+    public var segmentBase: Offset
+    public var position: FilePosition
+
+    public init(segmentBase: Offset, position: FilePosition) {
+        self.segmentBase = segmentBase
+        self.position = position
+    }
+}
+
+/// One record read by offset, copied out of its batch.
+public struct FetchedRecord: Equatable, Sendable {
+    public var offset: Offset
+    public var timestamp: TimestampNanos
+    public var key: [UInt8]?
+    public var value: [UInt8]
+    /// The batch came from a Kafka client (`TopicConfig.cameFromKafkaClient`): the value
+    /// was never validated as JSON.
+    public var fromKafkaClient: Bool
+    public var location: BatchLocation
+}
+
+/// Random access to single records by offset, for readers that jump around the log (the
+/// user-history index fetches a page of records from many partitions).
+///
+/// **How.** With a `BatchLocation` hint it reads the batch header at that position (one
+/// `pread`), and when the header's offsets contain the wanted one, the whole batch (a
+/// second `pread`), checks its CRC-32C and decodes it up to the record. Without a hint,
+/// or when the hint does not check out (another batch there, a segment deleted by
+/// retention, a CRC that does not match), it falls back to a `PartitionReader`'s
+/// `seek` + `nextRecords`, which does every check readers do and reports damage with
+/// topic, partition, offset, file and position. So a hint can only make a fetch faster,
+/// never return other bytes: the record returned is the one at `offset`, from a batch
+/// whose CRC matched.
+///
+/// **What it sees.** The hint path trusts that a batch which was once below the
+/// published end is still there (within a boot, published batches never change; the
+/// caller checks its hints after a restart). The fallback sees what `PartitionReader`
+/// sees. A record below the log start (retention) or not yet visible is nil.
+///
+/// **Limits.** At most `openFilesMax` segment files and `readersMax` partition readers
+/// are kept open (least recently used closed first), so memory and descriptors do not
+/// grow with the log. Batches are at most `Limits.batchBytesMax`.
+///
+/// Not thread-safe: one fetcher per thread.
+public final class RecordFetcher {
+    public let directory: DataDirectory
+    private let openFilesMax: Int
+    private let readersMax: Int
+    private var files: [SegmentKey: File] = [:]
+    private var fileUse: [SegmentKey: Int] = [:]
+    private var readers: [TopicPartition: PartitionReader] = [:]
+    private var readerUse: [TopicPartition: Int] = [:]
+    private var tick = 0
+    private let codec = LZ4Codec()
+    private let batch = ByteWriter(capacity: 1 << 16)
+    private let scratch = ByteWriter(capacity: 1 << 20)
+
+    private struct SegmentKey: Hashable {
+        var topicPartition: TopicPartition
+        var base: Offset
+    }
+
+    /// Descriptors: a page of a user's history touches a few partitions, each in one or
+    /// two segments; 64 keeps the working set of many pages open at little cost.
+    public static let openFilesDefault = 64
+    /// Each reader holds a 1 MiB buffer; the fallback is the rare path.
+    public static let readersDefault = 8
+
+    public init(directory: DataDirectory, openFilesMax: Int = RecordFetcher.openFilesDefault, readersMax: Int = RecordFetcher.readersDefault) {
+        precondition(openFilesMax > 0 && readersMax > 0)
+        self.directory = directory
+        self.openFilesMax = openFilesMax
+        self.readersMax = readersMax
+    }
+
+    /// The record at `offset` of `topicPartition`, or nil when the log does not hold it
+    /// (below the log start, or past the visible end). Throws for damage (as readers do)
+    /// and for a partition that does not exist.
+    public func record(_ topicPartition: TopicPartition, at offset: Offset, hint: BatchLocation?) throws(KappaError) -> FetchedRecord? {
+        if let hint, let found = try viaHint(topicPartition, offset, hint) { return found }
+        return try viaReader(topicPartition, offset)
+    }
+
+    /// Closes every file and reader (they reopen on demand).
+    public func closeAll() {
+        files.removeAll()
+        fileUse.removeAll()
+        readers.removeAll()
+        readerUse.removeAll()
+    }
+
+    // MARK: - The hinted path
+
+    private func viaHint(_ tp: TopicPartition, _ offset: Offset, _ hint: BatchLocation) throws(KappaError) -> FetchedRecord? {
+        guard let file = try segmentFile(SegmentKey(topicPartition: tp, base: hint.segmentBase)) else { return nil }
+        let headerBytes = RecordBatchLayout.headerBytes
+        batch.removeAll()
+        batch.reserve(headerBytes)
+        guard try file.read(into: batch.base, count: headerBytes, at: hint.position.rawValue) == headerBytes else { return nil }
+        batch.count = headerBytes
+        guard case .batch(let header)? = try? RecordBatchFramer.frame(batch.bytes, headerOnly: true),
+              header.baseOffset <= offset, offset <= header.lastOffset, !header.isControl else { return nil }
+        let total = header.totalBytes
+        batch.reserve(total - headerBytes)
+        let rest = total - headerBytes
+        guard try file.read(into: batch.base + headerBytes, count: rest, at: hint.position.rawValue + Int64(headerBytes)) == rest else { return nil }
+        batch.count = total
+        guard RecordBatchFramer.crcMatches(batch.bytes) else { return nil }
+        let fromKafka = TopicConfig.cameFromKafkaClient(batch.bytes)
+        do throws(BatchDecodeError) {
+            var records = try RecordBatchDecoder.records(of: batch.bytes, header: header, codec: codec, scratch: scratch)
+            while let r = try records.next() {
+                if r.offset == offset { return Self.copy(r, fromKafka: fromKafka, location: hint) }
+                if r.offset > offset { break }
+            }
+            return nil
+        } catch {
+            // A batch whose CRC matched but does not decode: let the reader report it.
+            return nil
+        }
+    }
+
+    private func segmentFile(_ key: SegmentKey) throws(KappaError) -> File? {
+        tick += 1
+        if let f = files[key] {
+            fileUse[key] = tick
+            return f
+        }
+        let path = SegmentFiles.logPath(directory.partitionPath(key.topicPartition), key.base)
+        let file: File
+        do {
+            file = try directory.fileSystem.openFile(path, mode: .readOnly)
+        } catch where error.code == .notFound {
+            return nil  // retention deleted the segment, or the hint is stale
+        }
+        if files.count >= openFilesMax, let oldest = fileUse.min(by: { $0.value < $1.value })?.key {
+            files[oldest] = nil
+            fileUse[oldest] = nil
+        }
+        files[key] = file
+        fileUse[key] = tick
+        return file
+    }
+
+    // MARK: - The fallback
+
+    private func viaReader(_ tp: TopicPartition, _ offset: Offset) throws(KappaError) -> FetchedRecord? {
+        let reader = try partitionReader(tp)
+        if case .belowStart = try reader.seek(to: offset) { return nil }
+        guard var records = try reader.nextRecords(from: offset, codec: codec, scratch: scratch),
+              let r = try records.next(), r.offset == offset else { return nil }
+        guard let base = reader.currentSegmentBase else { return nil }
+        let location = BatchLocation(segmentBase: base, position: records.position)
+        return Self.copy(r, fromKafka: records.fromKafkaClient, location: location)
+    }
+
+    private func partitionReader(_ tp: TopicPartition) throws(KappaError) -> PartitionReader {
+        tick += 1
+        if let r = readers[tp] {
+            readerUse[tp] = tick
+            return r
+        }
+        let r = try PartitionReader(directory: directory, topicPartition: tp)
+        if readers.count >= readersMax, let oldest = readerUse.min(by: { $0.value < $1.value })?.key {
+            readers[oldest] = nil
+            readerUse[oldest] = nil
+        }
+        readers[tp] = r
+        readerUse[tp] = tick
+        return r
+    }
+
+    private static func copy(_ r: RecordView, fromKafka: Bool, location: BatchLocation) -> FetchedRecord {
+        FetchedRecord(offset: r.offset, timestamp: r.timestamp, key: r.key.map { Array($0) }, value: Array(r.value),
+                      fromKafkaClient: fromKafka, location: location)
+    }
+}
