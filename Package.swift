@@ -34,8 +34,7 @@ let package = Package(
         // instruction, and a small C++ shim over simdjson (Debian libsimdjson-dev).
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
         .target(name: "CCRC32C"),
-        // The user-history index's storage: SQLite (Debian libsqlite3-dev).
-        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // The user-history index's storage: RocksDB's C API (Debian librocksdb-dev).
         .systemLibrary(name: "CRocksDB", pkgConfig: "rocksdb", providers: [.apt(["librocksdb-dev"])]),
         .target(
             name: "CSimdJSON",
@@ -51,7 +50,7 @@ let package = Package(
         // The user-history index (issue 10): every user's events across topics, by event time.
         .target(
             name: "KappaHistory",
-            dependencies: ["KappaCore", "KappaIO", "KappaFormat", "KappaJSON", "KappaLog", "CSQLite", "CRocksDB"],
+            dependencies: ["KappaCore", "KappaIO", "KappaFormat", "KappaJSON", "KappaLog", "CRocksDB"],
             swiftSettings: fast
         ),
         .target(name: "KappaGroups", dependencies: ["KappaCore", "KappaIO", "KappaFormat", "KappaLog"]),

@@ -13,11 +13,9 @@ import RebuGenerator
 ///
 /// Data (made once in $KAPPA_BENCH_DIR/history-N): Rebu `app_events`, `rides` and
 /// `tickets` (seed 7, 20,000 users) produced by `kappa produce` into 4 partitions each.
-/// `KAPPA_HISTORY_STORAGE=rocksdb` measures the RocksDB candidate the same way.
 enum HistoryFixture {
     static let users = 20_000
     static let scales = [1_000_000, 10_000_000]
-    static let storage = ProcessInfo.processInfo.environment["KAPPA_HISTORY_STORAGE"] ?? "sqlite"
 
     static func dir(_ events: Int) -> String { Fixture.directory + "/history-\(events / 1_000_000)M" }
 
@@ -42,7 +40,7 @@ enum HistoryFixture {
     static func build(_ events: Int) -> (nanos: Int64, records: Int, peakRSSKiB: Int, diskBytes: Int64) {
         let data = dir(events) + "/data"
         try? FileManager.default.removeItem(atPath: data + "/history")
-        let m = StreamFixture.measureCPU(Fixture.kappa, ["history", "catch-up", "--storage", storage, "--data", data])
+        let m = StreamFixture.measureCPU(Fixture.kappa, ["history", "catch-up", "--data", data])
         let out = String(decoding: FileManager.default.contents(atPath: Fixture.directory + "/replay-\(getpid()).out") ?? Data(), as: UTF8.self)
         func number(_ field: String) -> Int64 {
             out.range(of: "\"\(field)\":").map { Int64(out[$0.upperBound...].prefix { $0.isNumber }) ?? 0 } ?? 0
@@ -55,9 +53,7 @@ enum HistoryFixture {
     /// near the end of a user's history holds fewer entries and costs less), so both
     /// scales compare the same work: one index seek and 50 records.
     static func pageLatencies(_ events: Int, count: Int, seed: UInt64) -> [Int64] {
-        var options = UserHistory.Options()
-        options.storage = HistoryStorage(rawValue: storage)!
-        let history = try! UserHistory(directory: DataDirectory(root: dir(events) + "/data"), options: options)
+        let history = try! UserHistory(directory: DataDirectory(root: dir(events) + "/data"))
         while try! history.catchUp() > 0 {}
         var random = SplitMix(seed: seed)
         let start: Int64 = 1_457_740_800
@@ -94,10 +90,9 @@ struct SplitMix {
 }
 
 func historyBenchmarks() {
-    let storage = HistoryFixture.storage
     // Indexing from scratch: records/s, peak memory, bytes on disk per indexed record.
     for events in HistoryFixture.scales {
-        Benchmark("history index build \(events / 1_000_000)M events (\(storage))",
+        Benchmark("history index build \(events / 1_000_000)M events",
                   configuration: .init(metrics: [.custom("records/s", polarity: .prefersLarger), .custom("peak RSS MiB"),
                                                  .custom("index bytes/record"), .custom("index MiB")],
                                        maxDuration: .seconds(1200), maxIterations: 1)) { benchmark in
@@ -112,7 +107,7 @@ func historyBenchmarks() {
     }
 
     // Pages at 1M and 10M in the same iteration; the ratio of their p50s is the target.
-    Benchmark("history page p50/p99 1M vs 10M events (\(storage))",
+    Benchmark("history page p50/p99 1M vs 10M events",
               configuration: .init(metrics: [.custom("1M p50 us"), .custom("1M p99 us"), .custom("10M p50 us"), .custom("10M p99 us"),
                                              .custom("10M/1M p50 x100")],
                                    maxDuration: .seconds(600), maxIterations: 3)) { benchmark in

@@ -26,15 +26,15 @@ extension CLITests {
             for topic in ["app_events", "rides", "tickets"] {
                 try ws.ok(["produce", topic, gen + "/\(topic).jsonl", "--key-field", topic == "app_events" ? "device_id" : (topic == "rides" ? "user_id" : "ticket_id")])
             }
-            let wal = ws.data + "/history/index.sqlite-wal"
+            let index = ws.data + "/history/index"
             var random = SeededRandom(seed: 17)
             var partial = 0
             var indexedBefore: Int64 = -1
             for round in 0..<5 {
                 let p = try ws.start(["history", "catch-up", "--commit-entries", "500"])
-                // Its first commit is in the write-ahead log; then a random moment later.
+                // Its first commit is in RocksDB's write-ahead log; then a random moment later.
                 try waitUntil("round \(round): the indexer's first commit", timeoutSeconds: 60, pollSeconds: 0.001) {
-                    Self.fileSize(wal) > 0 || !p.isRunning
+                    Self.walBytes(index) > 0 || !p.isRunning
                 }
                 usleep(UInt32(random.int(0...150_000)))
                 p.send(SIGKILL)
@@ -67,9 +67,13 @@ extension CLITests {
             return (try history.status(), try users.map { try history.page(user: $0, limit: 200).entries })
         }
 
-        static func fileSize(_ path: String) -> Int64 {
-            var st = stat()
-            return stat(path, &st) == 0 ? Int64(st.st_size) : 0
+        /// Bytes in the write-ahead logs (`*.log`) of the RocksDB directory.
+        static func walBytes(_ dir: String) -> Int64 {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+            return names.filter { $0.hasSuffix(".log") }.reduce(0) { total, name in
+                var st = stat()
+                return total + (stat(dir + "/" + name, &st) == 0 ? Int64(st.st_size) : 0)
+            }
         }
 
         /// `history show` prints a page and the next cursor; following it pages on;

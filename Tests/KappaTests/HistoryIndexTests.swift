@@ -96,16 +96,18 @@ import KappaTesting
         indexer.start()
         var random = SeededRandom(seed: 5)
         var walks: [String: (cursor: String?, pages: [(limit: Int, page: HistoryPage)])] = [:]
-        var rounds = 0
-        while !indexerDone.load(ordering: .acquiring) || rounds < 3 {
-            if indexerDone.load(ordering: .acquiring) { rounds += 1 }
-            for user in ["w", "u1"] {
+        // Page while records arrive; once the indexer is done, on to the end of each walk.
+        var finished = Set<String>()
+        while finished.count < 2 {
+            let settled = indexerDone.load(ordering: .acquiring)
+            for user in ["w", "u1"] where !finished.contains(user) {
                 var walk = walks[user] ?? (nil, [])
                 let limit = random.int(1...9)
                 let page = try history.page(user: user, limit: limit, cursor: walk.cursor)
                 walk.pages.append((limit, page))
                 walk.cursor = page.cursor ?? walk.cursor
                 walks[user] = walk
+                if settled && !page.hasMore { finished.insert(user) }
             }
         }
         try #require(failure.withLock { $0 } == nil, "\(failure.withLock { $0 } ?? "")")
@@ -164,46 +166,51 @@ import KappaTesting
         let world = try HistoryWorld(seed: 31)
         try world.writeRandom(400)
         var random = SeededRandom(seed: 31)
-        let file = UserHistory.path(world.directory) + "/index.sqlite"
-        do {
+        let index = UserHistory.path(world.directory) + "/index"
+        let fm = FileManager.default
+        func build() throws {
+            try? fm.removeItem(atPath: index)
             let history = try UserHistory(directory: world.directory, options: Self.options())
             while try history.catchUp() > 0 {}
         }
-        // Garbage instead of the file, bytes flipped in three of its pages, an index built
-        // for another user field.
-        for damage in ["garbage", "flipped", "other-fields"] {
+        // Garbage instead of the database's files, a foreign file where it should be,
+        // bytes flipped in its table, an index built for another user field.
+        for damage in ["garbage", "foreign", "flipped", "other-fields"] {
+            try build()
             let warnings = WarningLog()
             var options = Self.options(warnings: warnings)
             switch damage {
             case "garbage":
-                try Data(repeating: 0x5A, count: 8192).write(to: URL(fileURLWithPath: file))
-                for suffix in ["-wal", "-shm"] where FileManager.default.fileExists(atPath: file + suffix) {
-                    try FileManager.default.removeItem(atPath: file + suffix)
+                for name in try fm.contentsOfDirectory(atPath: index) {
+                    try Data(repeating: 0x5A, count: 300).write(to: URL(fileURLWithPath: index + "/" + name))
                 }
+            case "foreign":
+                try fm.removeItem(atPath: index)
+                try Data("not an index".utf8).write(to: URL(fileURLWithPath: index))
             case "flipped":
-                var bytes = try Array(Data(contentsOf: URL(fileURLWithPath: file)))
-                try #require(bytes.count > 8192, "the index is more than two pages")
-                for i in stride(from: 4096 + 100, to: min(bytes.count, 4096 * 4), by: 97) { bytes[i] ^= 0xFF }
-                try Data(bytes).write(to: URL(fileURLWithPath: file))
+                let table = try #require(try fm.contentsOfDirectory(atPath: index).first { $0.hasSuffix(".sst") }, "closing flushed a table")
+                var bytes = try Array(Data(contentsOf: URL(fileURLWithPath: index + "/" + table)))
+                for i in stride(from: 100, to: bytes.count / 2, by: 61) { bytes[i] ^= 0xFF }
+                try Data(bytes).write(to: URL(fileURLWithPath: index + "/" + table))
             default:
                 options.userField = "device_id"
             }
             let history = try UserHistory(directory: world.directory, options: options)
-            // Damage the open did not see (it reads the meta and offset rows) is found when
-            // a page reads it (SQLite's checks, the rows' CRCs, the record check): then the
-            // page is an error, never other rows, and the next catch-up rebuilds.
-            var refused = 0
-            if damage == "flipped" && warnings.all.isEmpty {
+            // Damage the open did not see is found when a page reads it (block checksums,
+            // row CRCs, the record check): the page is an error, never other or fewer
+            // rows, and the next catch-up rebuilds.
+            if warnings.all.isEmpty {
                 let (oracle, _) = try world.oracle(asOf: try history.asOf())
+                var refused = 0
                 for user in HistoryWorld.users {
                     do {
                         let walk = try walkHistory(history, user: user, random: &random)
-                        #expect(walk.map(\.position) == (oracle[user] ?? []).map(\.position), "a damaged index served \(user)'s history wrong")
+                        #expect(walk.map(\.position) == (oracle[user] ?? []).map(\.position), "\(damage): a damaged index served \(user)'s history wrong")
                     } catch let e as KappaError where e.code == .corruptData {
                         refused += 1
                     }
                 }
-                #expect(refused > 0, "flipped bytes in three pages went unnoticed")
+                #expect(refused > 0, "\(damage) went unnoticed")
             }
             while try history.catchUp() > 0 {}
             if damage == "other-fields" {
