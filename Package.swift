@@ -1,7 +1,8 @@
 // swift-tools-version: 6.1
 // Kappa: a Kappa-architecture stream processor. Dependencies point one way:
 // CLI → Server → Streams → Groups → Log → Format/IO → Core; JSON (simdjson shim) sits beside
-// Format. KappaIO is the one place that touches files and clocks (the log and the groups do
+// Format; History (the user-history index, on RocksDB) sits beside Groups, over Log and
+// JSON. KappaIO is the one place that touches files and clocks (the log and the groups do
 // all their file operations through its FileSystem, which tests replace with a simulation).
 import PackageDescription
 
