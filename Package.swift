@@ -1,7 +1,8 @@
 // swift-tools-version: 6.1
 // Kappa: a Kappa-architecture stream processor. Dependencies point one way:
 // CLI → Server → Streams → Groups → Log → Format/IO → Core; JSON (simdjson shim) sits beside
-// Format. KappaIO is the one place that touches files and clocks (the log and the groups do
+// Format; History (the user-history index, on RocksDB) sits beside Groups, over Log and
+// JSON. KappaIO is the one place that touches files and clocks (the log and the groups do
 // all their file operations through its FileSystem, which tests replace with a simulation).
 import PackageDescription
 
@@ -40,8 +41,7 @@ let package = Package(
         // instruction, and a small C++ shim over simdjson (Debian libsimdjson-dev).
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
         .target(name: "CCRC32C"),
-        // The user-history index's storage: SQLite (Debian libsqlite3-dev).
-        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // The user-history index's storage: RocksDB's C API (Debian librocksdb-dev).
         .systemLibrary(name: "CRocksDB", pkgConfig: "rocksdb", providers: [.apt(["librocksdb-dev"])]),
         .target(
             name: "CSimdJSON",
@@ -57,7 +57,7 @@ let package = Package(
         // The user-history index (issue 10): every user's events across topics, by event time.
         .target(
             name: "KappaHistory",
-            dependencies: ["KappaCore", "KappaIO", "KappaFormat", "KappaJSON", "KappaLog", "CSQLite", "CRocksDB"],
+            dependencies: ["KappaCore", "KappaIO", "KappaFormat", "KappaJSON", "KappaLog", "CRocksDB"],
             swiftSettings: fast
         ),
         .target(name: "KappaGroups", dependencies: ["KappaCore", "KappaIO", "KappaFormat", "KappaLog"]),

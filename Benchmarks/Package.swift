@@ -20,6 +20,7 @@ let package = Package(
             dependencies: [
                 .product(name: "Benchmark", package: "package-benchmark"),
                 .product(name: "KappaLog", package: root),
+                .product(name: "KappaHistory", package: root),
                 .product(name: "RebuGenerator", package: root),
             ],
             path: "KappaBenchmarks",

@@ -5,9 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 sudo=""
 [ "$(id -u)" = 0 ] || sudo="sudo"
-if ! dpkg -s liblz4-dev libsimdjson-dev lz4 >/dev/null 2>&1; then
+if ! dpkg -s liblz4-dev libsimdjson-dev lz4 librocksdb-dev >/dev/null 2>&1; then
   $sudo apt-get update
-  $sudo DEBIAN_FRONTEND=noninteractive apt-get install -y liblz4-dev libsimdjson-dev lz4
+  $sudo DEBIAN_FRONTEND=noninteractive apt-get install -y liblz4-dev libsimdjson-dev lz4 librocksdb-dev
 fi
 swift build -c release --product kappa
 exec .build/release/kappa demo --reset "$@"

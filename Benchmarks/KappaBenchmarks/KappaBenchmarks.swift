@@ -19,6 +19,7 @@ let benchmarks = {
     rekeyBenchmarks()
     outputHeavyBenchmarks()
     kafkaBenchmarks()
+    historyBenchmarks()
 
     // 1. Library append, LZ4, one core: records/s through TopicWriter into 4 partitions.
     Benchmark("append lz4 (library, 1 core, 1M records)",

@@ -20,14 +20,15 @@ struct HistoryCommand: ParsableCommand {
         var userField = "user_id"
         @Option(name: .customLong("time-field"), help: "The JSON field holding the event time.")
         var timeField = "time_utc"
-        @Option(name: .customLong("storage"), help: .hidden) var storage = "sqlite"
+        /// Rows per transaction (tests make it small so that kill -9 lands between commits).
+        @Option(name: .customLong("commit-entries"), help: .hidden) var commitEntries = UserHistory.Options().commitEntries
 
         func open() throws -> UserHistory {
             var options = UserHistory.Options()
             options.userField = userField
             options.timeField = timeField
-            guard let s = HistoryStorage(rawValue: storage) else { throw ValidationError("--storage must be sqlite or rocksdb") }
-            options.storage = s
+            guard commitEntries > 0 else { throw ValidationError("--commit-entries must be positive") }
+            options.commitEntries = commitEntries
             options.onWarning = { Stderr.line("kappa: warning: " + $0) }
             return try UserHistory(directory: DataDirectory(root: data.path), options: options)
         }

@@ -33,7 +33,8 @@ protocol HistorySnapshot {
 }
 
 /// Rows to commit, packed in one buffer: a commit of tens of thousands of entries makes
-/// no per-row allocation. Keys may repeat; the last put of a key wins.
+/// no per-row allocation. Keys may repeat; the last put of a key wins (rows are applied
+/// in put order).
 final class RowBatch {
     let bytes = ByteWriter(capacity: 1 << 20)
     /// (start, key length, value length) per row, in put order.
@@ -66,22 +67,4 @@ final class RowBatch {
     func value(_ i: Int) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(start: bytes.base + rows[i].start + rows[i].keyCount, count: rows[i].valueCount)
     }
-
-    /// Row indices in key order (equal keys in put order, so the last put is applied
-    /// last): B-trees take sorted inserts with far fewer page visits.
-    func sortedIndices() -> [Int] {
-        Array(rows.indices).sorted { a, b in
-            let ka = key(a), kb = key(b)
-            let c = memcmp(ka.baseAddress!, kb.baseAddress!, min(ka.count, kb.count))
-            if c != 0 { return c < 0 }
-            if ka.count != kb.count { return ka.count < kb.count }
-            return a < b
-        }
-    }
 }
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif

@@ -1,13 +1,28 @@
 import CRocksDB
-import Foundation
 import KappaCore
 
-/// `HistoryStore` on RocksDB (Debian's librocksdb-dev, C API): an LSM tree whose keys
-/// are compared bytewise. A commit is one `WriteBatch` written to RocksDB's WAL without
-/// fsync (atomic across kill -9; a power loss keeps a prefix of the commits). Reads use
-/// a snapshot, so a `read` sees one committed state; block checksums are verified on
-/// every read. Memory: one memtable (`writeBufferBytes`) and a bounded block cache.
-/// The handle is thread-safe; the caller serialises commits.
+/// `HistoryStore` on RocksDB (Debian's librocksdb-dev, through its C API): an LSM tree
+/// whose keys are compared bytewise, in the directory `path` (RocksDB's own files:
+/// `CURRENT`, `MANIFEST-*`, `*.sst` tables, `*.log` write-ahead log, `LOG` info log).
+///
+/// **Durability.** A commit is one `WriteBatch` appended to RocksDB's write-ahead log
+/// without fsync: atomic, and kept across kill -9 (the bytes are in the page cache);
+/// after a power loss RocksDB recovers a prefix of the commits (point-in-time recovery),
+/// never part of one. `close` flushes the memtable into a table, so the next open need
+/// not replay the log.
+///
+/// **Damage.** Every block read is checked against its checksum (`verify_checksums`),
+/// and opening checks the manifest and table footers (`paranoid_checks`): damage is an
+/// error naming the file ("Corruption: …" → `.corruptData`), never rows — unlike a
+/// B-tree without page checksums, which can lose a subtree without noticing.
+///
+/// **Memory** is bounded whatever the index's size: two memtables of `writeBufferBytes`
+/// at most, and one LRU block cache of `blockCacheBytes` that also holds the tables'
+/// index and filter blocks; at most `openFilesMax` tables open.
+///
+/// **Concurrency.** The handle is thread-safe; each `read` uses a snapshot, so it sees
+/// one committed state. The caller serialises commits. RocksDB runs its own background
+/// threads (flushes, compactions): the only threads of the index.
 final class RocksDBHistoryStore: HistoryStore, @unchecked Sendable {
     let path: String
     private let db: OpaquePointer
@@ -15,8 +30,15 @@ final class RocksDBHistoryStore: HistoryStore, @unchecked Sendable {
     private let tableOptions: OpaquePointer
     private let cache: OpaquePointer
     private let writeOptions: OpaquePointer
-    static let writeBufferBytes = 64 << 20
+    /// A memtable this size is ~700k entries: flushes (and so compactions) stay rare
+    /// while catching up, and the log replayed after kill -9 stays short.
+    static let writeBufferBytes = 32 << 20
+    /// Index and filter blocks of 10M entries take ~3 MiB; the rest holds data blocks
+    /// of recently read users.
     static let blockCacheBytes = 32 << 20
+    static let openFilesMax: Int32 = 256
+    /// Enough for a few days of warnings, never more.
+    static let infoLogBytesMax = 1 << 20
 
     init(path: String) throws(KappaError) {
         self.path = path
@@ -25,19 +47,29 @@ final class RocksDBHistoryStore: HistoryStore, @unchecked Sendable {
         rocksdb_options_set_paranoid_checks(options, 1)
         rocksdb_options_set_compression(options, Int32(rocksdb_lz4_compression))
         rocksdb_options_set_write_buffer_size(options, Self.writeBufferBytes)
-        rocksdb_options_set_max_open_files(options, 256)
+        rocksdb_options_set_max_write_buffer_number(options, 2)
+        rocksdb_options_set_max_open_files(options, Self.openFilesMax)
         rocksdb_options_increase_parallelism(options, 2)
+        rocksdb_options_set_info_log_level(options, 2)  // warnings and errors
+        rocksdb_options_set_max_log_file_size(options, Self.infoLogBytesMax)
+        rocksdb_options_set_keep_log_file_num(options, 2)
         tableOptions = rocksdb_block_based_options_create()
         cache = rocksdb_cache_create_lru(Self.blockCacheBytes)
         rocksdb_block_based_options_set_block_cache(tableOptions, cache)
+        rocksdb_block_based_options_set_cache_index_and_filter_blocks(tableOptions, 1)
         rocksdb_options_set_block_based_table_factory(options, tableOptions)
         writeOptions = rocksdb_writeoptions_create()
         var err: UnsafeMutablePointer<CChar>?
         let handle = rocksdb_open(options, path, &err)
-        if let message = Self.take(err) {
-            throw KappaError(message.contains("Corruption") ? .corruptData : .io, "history index (RocksDB): open: \(message)", path: path)
+        guard let handle, err == nil else {
+            let message = Self.take(err) ?? "no handle"
+            rocksdb_writeoptions_destroy(writeOptions)
+            rocksdb_options_destroy(options)
+            rocksdb_block_based_options_destroy(tableOptions)
+            rocksdb_cache_destroy(cache)
+            throw Self.failure(path, "open", message)
         }
-        db = handle!
+        db = handle
     }
 
     func commit(_ rows: RowBatch) throws(KappaError) {
@@ -51,23 +83,28 @@ final class RocksDBHistoryStore: HistoryStore, @unchecked Sendable {
         }
         var err: UnsafeMutablePointer<CChar>?
         rocksdb_write(db, writeOptions, batch, &err)
-        if let message = Self.take(err) { throw failure("write", message) }
+        if let message = Self.take(err) { throw Self.failure(path, "write", message) }
     }
 
     func read<T>(_ body: (any HistorySnapshot) throws(KappaError) -> T) throws(KappaError) -> T {
         let snapshot = rocksdb_create_snapshot(db)
-        let readOptions = rocksdb_readoptions_create()
+        let readOptions = rocksdb_readoptions_create()!
         rocksdb_readoptions_set_snapshot(readOptions, snapshot)
         rocksdb_readoptions_set_verify_checksums(readOptions, 1)
         defer {
             rocksdb_readoptions_destroy(readOptions)
             rocksdb_release_snapshot(db, snapshot)
         }
-        return try body(RocksDBSnapshot(store: self, readOptions: readOptions!))
+        return try body(RocksDBSnapshot(store: self, readOptions: readOptions))
     }
 
-    fileprivate func failure(_ what: String, _ message: String) -> KappaError {
-        KappaError(message.contains("Corruption") ? .corruptData : .io, "history index (RocksDB): \(what): \(message)", path: path)
+    /// RocksDB's messages start with the kind of failure: "Corruption: …" is damage;
+    /// "IO error: No space left on device" a full disk.
+    static func failure(_ path: String, _ what: String, _ message: String) -> KappaError {
+        let text = "history index (RocksDB): \(what): \(message)"
+        if message.hasPrefix("Corruption") || message.hasPrefix("Invalid argument") { return KappaError(.corruptData, text, path: path) }
+        if message.contains("No space left") { return KappaError(.io, text, path: path, systemError: ENOSPC) }
+        return KappaError(.io, text, path: path)
     }
 
     fileprivate var handle: OpaquePointer { db }
@@ -79,14 +116,26 @@ final class RocksDBHistoryStore: HistoryStore, @unchecked Sendable {
     }
 
     func diskBytes() -> Int64 {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: path) else { return 0 }
-        return names.reduce(0) { total, name in
-            let size = (try? FileManager.default.attributesOfItem(atPath: path + "/" + name)[.size] as? NSNumber)?.int64Value ?? 0
-            return total + size
+        guard let dir = opendir(path) else { return 0 }
+        defer { closedir(dir) }
+        var total: Int64 = 0
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            var st = stat()
+            if name != ".", name != "..", stat(path + "/" + name, &st) == 0 { total += Int64(st.st_size) }
         }
+        return total
     }
 
     func close() {
+        // The memtable into a table: the next open starts without replaying the log.
+        // Best effort — what is not flushed is in the write-ahead log all the same.
+        let flush = rocksdb_flushoptions_create()
+        rocksdb_flushoptions_set_wait(flush, 1)
+        var err: UnsafeMutablePointer<CChar>?
+        rocksdb_flush(db, flush, &err)
+        _ = Self.take(err)
+        rocksdb_flushoptions_destroy(flush)
         rocksdb_close(db)
         rocksdb_writeoptions_destroy(writeOptions)
         rocksdb_options_destroy(options)
@@ -105,7 +154,7 @@ private struct RocksDBSnapshot: HistorySnapshot {
         let value = key.withUnsafeBytes { k in
             rocksdb_get(store.handle, readOptions, k.baseAddress!.assumingMemoryBound(to: CChar.self), k.count, &length, &err)
         }
-        if let message = RocksDBHistoryStore.take(err) { throw store.failure("get", message) }
+        if let message = RocksDBHistoryStore.take(err) { throw RocksDBHistoryStore.failure(store.path, "get", message) }
         guard let value else { return nil }
         defer { rocksdb_free(value) }
         return Array(UnsafeRawBufferPointer(start: value, count: length))
@@ -124,17 +173,25 @@ private struct RocksDBSnapshot: HistorySnapshot {
                 rocksdb_iter_next(it)
                 continue
             }
-            let below = upper.withUnsafeBytes { u in
-                let c = memcmp(k.baseAddress!, u.baseAddress!, min(k.count, u.count))
-                return c < 0 || (c == 0 && k.count < u.count)
-            }
-            guard below else { break }
+            guard Self.precedes(k, upper) else { break }
             body(k, UnsafeRawBufferPointer(start: rocksdb_iter_value(it, &vl), count: vl))
             n += 1
             rocksdb_iter_next(it)
         }
         var err: UnsafeMutablePointer<CChar>?
         rocksdb_iter_get_error(it, &err)
-        if let message = RocksDBHistoryStore.take(err) { throw store.failure("scan", message) }
+        if let message = RocksDBHistoryStore.take(err) { throw RocksDBHistoryStore.failure(store.path, "scan", message) }
+    }
+
+    /// `a < b` as unsigned bytes, a prefix first (RocksDB's bytewise comparator).
+    static func precedes(_ a: UnsafeRawBufferPointer, _ b: [UInt8]) -> Bool {
+        b.withUnsafeBytes { b in
+            let c = a.count == 0 || b.count == 0 ? 0 : memcmp(a.baseAddress!, b.baseAddress!, min(a.count, b.count))
+            return c < 0 || (c == 0 && a.count < b.count)
+        }
     }
 }
+
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -24,8 +24,9 @@ extension UserHistory {
                 return try catchUpLocked(budget: budget)
             } catch {
                 // The indexer's memory may be ahead of what was committed: start again
-                // from the store's offsets next time.
+                // from the store's offsets next time (or from nothing, if it is damaged).
                 indexer.stale = true
+                noteIndexDamage(error)
                 throw error
             }
         }

@@ -83,10 +83,24 @@ extension UserHistory {
         let range = KeyRange(user: userBytes, from: from, to: to, after: after)
         let context = try takeContext()
         defer { giveBack(context) }
-        return try storeLock.withRead { () throws(KappaError) in
-            try store.read { (snapshot) throws(KappaError) in
-                try readPage(snapshot, range: range, user: userBytes, limit: limit, context: context)
+        do {
+            return try storeLock.withRead { () throws(KappaError) in
+                try store.read { (snapshot) throws(KappaError) in
+                    try readPage(snapshot, range: range, user: userBytes, limit: limit, context: context)
+                }
             }
+        } catch {
+            noteIndexDamage(error)
+            throw error
+        }
+    }
+
+    /// An error from the index's own files (not the log's) that says they are damaged
+    /// makes the next catch-up rebuild the index.
+    func noteIndexDamage(_ error: KappaError) {
+        guard error.code == .corruptData, error.topicPartition == nil, error.path?.hasPrefix(path) == true else { return }
+        rebuildRequest.withLock { request in
+            if request == nil { request = "history index is damaged: \(error)" }
         }
     }
 

@@ -24,6 +24,15 @@ public struct FetchedRecord: Equatable, Sendable {
     /// was never validated as JSON.
     public var fromKafkaClient: Bool
     public var location: BatchLocation
+
+    public init(offset: Offset, timestamp: TimestampNanos, key: [UInt8]?, value: [UInt8], fromKafkaClient: Bool, location: BatchLocation) {
+        self.offset = offset
+        self.timestamp = timestamp
+        self.key = key
+        self.value = value
+        self.fromKafkaClient = fromKafkaClient
+        self.location = location
+    }
 }
 
 /// Random access to single records by offset, for readers that jump around the log (the
@@ -44,9 +53,13 @@ public struct FetchedRecord: Equatable, Sendable {
 /// caller checks its hints after a restart). The fallback sees what `PartitionReader`
 /// sees. A record below the log start (retention) or not yet visible is nil.
 ///
-/// **Limits.** At most `openFilesMax` segment files and `readersMax` partition readers
-/// are kept open (least recently used closed first), so memory and descriptors do not
-/// grow with the log. Batches are at most `Limits.batchBytesMax`.
+/// **Decoded batches.** The last `batchesMax` batches read by hint stay decoded: a
+/// user's events cluster in time, so the entries of one page often share a batch, and
+/// each further record of it costs a copy instead of a read, a CRC and an inflate.
+///
+/// **Limits.** At most `openFilesMax` segment files, `readersMax` partition readers and
+/// `batchesMax` decoded batches are kept (least recently used dropped first), so memory
+/// and descriptors do not grow with the log. Batches are at most `Limits.batchBytesMax`.
 ///
 /// Not thread-safe: one fetcher per thread.
 public final class RecordFetcher {
@@ -59,8 +72,9 @@ public final class RecordFetcher {
     private var readerUse: [TopicPartition: Int] = [:]
     private var tick = 0
     private let codec = LZ4Codec()
-    private let batch = ByteWriter(capacity: 1 << 16)
     private let scratch = ByteWriter(capacity: 1 << 20)
+    private var decoded: [DecodedBatch] = []
+    private let batchesMax: Int
 
     private struct SegmentKey: Hashable {
         var topicPartition: TopicPartition
@@ -72,12 +86,17 @@ public final class RecordFetcher {
     public static let openFilesDefault = 64
     /// Each reader holds a 1 MiB buffer; the fallback is the rare path.
     public static let readersDefault = 8
+    /// A decoded batch holds up to 512 KiB of records (`Limits.batchTargetBytes`) plus
+    /// its compressed bytes: 8 keep a few MiB.
+    public static let batchesDefault = 8
 
-    public init(directory: DataDirectory, openFilesMax: Int = RecordFetcher.openFilesDefault, readersMax: Int = RecordFetcher.readersDefault) {
-        precondition(openFilesMax > 0 && readersMax > 0)
+    public init(directory: DataDirectory, openFilesMax: Int = RecordFetcher.openFilesDefault, readersMax: Int = RecordFetcher.readersDefault,
+                batchesMax: Int = RecordFetcher.batchesDefault) {
+        precondition(openFilesMax > 0 && readersMax > 0 && batchesMax > 0)
         self.directory = directory
         self.openFilesMax = openFilesMax
         self.readersMax = readersMax
+        self.batchesMax = batchesMax
     }
 
     /// The record at `offset` of `topicPartition`, or nil when the log does not hold it
@@ -90,6 +109,7 @@ public final class RecordFetcher {
 
     /// Closes every file and reader (they reopen on demand).
     public func closeAll() {
+        decoded.removeAll()
         files.removeAll()
         fileUse.removeAll()
         readers.removeAll()
@@ -99,32 +119,60 @@ public final class RecordFetcher {
     // MARK: - The hinted path
 
     private func viaHint(_ tp: TopicPartition, _ offset: Offset, _ hint: BatchLocation) throws(KappaError) -> FetchedRecord? {
+        tick += 1
+        if let i = decoded.firstIndex(where: { $0.topicPartition == tp && $0.location == hint }) {
+            decoded[i].lastUse = tick
+            if let r = decoded[i].record(offset) { return r }
+            return nil
+        }
+        guard let slot = try decode(tp, hint) else { return nil }
+        return slot.record(offset)
+    }
+
+    /// Reads, checks and decodes the batch at `hint` into a cache slot; nil when no
+    /// whole batch with a matching CRC is there.
+    private func decode(_ tp: TopicPartition, _ hint: BatchLocation) throws(KappaError) -> DecodedBatch? {
         guard let file = try segmentFile(SegmentKey(topicPartition: tp, base: hint.segmentBase)) else { return nil }
+        let slot = takeSlot(tp, hint)
+        let batch = slot.batch
         let headerBytes = RecordBatchLayout.headerBytes
         batch.removeAll()
         batch.reserve(headerBytes)
         guard try file.read(into: batch.base, count: headerBytes, at: hint.position.rawValue) == headerBytes else { return nil }
         batch.count = headerBytes
-        guard case .batch(let header)? = try? RecordBatchFramer.frame(batch.bytes, headerOnly: true),
-              header.baseOffset <= offset, offset <= header.lastOffset, !header.isControl else { return nil }
-        let total = header.totalBytes
-        batch.reserve(total - headerBytes)
-        let rest = total - headerBytes
+        guard case .batch(let header)? = try? RecordBatchFramer.frame(batch.bytes, headerOnly: true), !header.isControl else { return nil }
+        let rest = header.totalBytes - headerBytes
+        batch.reserve(rest)
         guard try file.read(into: batch.base + headerBytes, count: rest, at: hint.position.rawValue + Int64(headerBytes)) == rest else { return nil }
-        batch.count = total
+        batch.count = header.totalBytes
         guard RecordBatchFramer.crcMatches(batch.bytes) else { return nil }
-        let fromKafka = TopicConfig.cameFromKafkaClient(batch.bytes)
         do throws(BatchDecodeError) {
-            var records = try RecordBatchDecoder.records(of: batch.bytes, header: header, codec: codec, scratch: scratch)
-            while let r = try records.next() {
-                if r.offset == offset { return Self.copy(r, fromKafka: fromKafka, location: hint) }
-                if r.offset > offset { break }
-            }
-            return nil
+            var records = try RecordBatchDecoder.records(of: batch.bytes, header: header, codec: codec, scratch: slot.scratch)
+            slot.records.removeAll(keepingCapacity: true)
+            while let r = try records.next() { slot.records.append(r) }
         } catch {
-            // A batch whose CRC matched but does not decode: let the reader report it.
-            return nil
+            return nil  // a batch whose CRC matched but does not decode: let the reader report it
         }
+        slot.fromKafkaClient = TopicConfig.cameFromKafkaClient(batch.bytes)
+        slot.valid = true
+        return slot
+    }
+
+    /// The least recently used slot (or a new one), emptied for `hint`.
+    private func takeSlot(_ tp: TopicPartition, _ hint: BatchLocation) -> DecodedBatch {
+        let slot: DecodedBatch
+        if decoded.count < batchesMax {
+            slot = DecodedBatch()
+            decoded.append(slot)
+        } else {
+            slot = decoded.min { $0.lastUse < $1.lastUse }!
+        }
+        slot.topicPartition = tp
+        slot.location = hint
+        slot.lastUse = tick
+        slot.valid = false
+        slot.records.removeAll(keepingCapacity: true)
+        return slot
     }
 
     private func segmentFile(_ key: SegmentKey) throws(KappaError) -> File? {
@@ -177,8 +225,30 @@ public final class RecordFetcher {
         return r
     }
 
-    private static func copy(_ r: RecordView, fromKafka: Bool, location: BatchLocation) -> FetchedRecord {
+    fileprivate static func copy(_ r: RecordView, fromKafka: Bool, location: BatchLocation) -> FetchedRecord {
         FetchedRecord(offset: r.offset, timestamp: r.timestamp, key: r.key.map { Array($0) }, value: Array(r.value),
                       fromKafkaClient: fromKafka, location: location)
+    }
+}
+
+/// One batch read by hint and decoded: its bytes, its inflated records, and a view of
+/// each record (pointing into those buffers, valid while the slot holds this batch).
+private final class DecodedBatch {
+    var topicPartition = TopicPartition("", 0)
+    var location = BatchLocation(segmentBase: .zero, position: .zero)
+    var lastUse = 0
+    /// False until the batch is wholly read and decoded (a failed decode leaves it false).
+    var valid = false
+    var fromKafkaClient = false
+    let batch = ByteWriter(capacity: 1 << 16)
+    let scratch = ByteWriter(capacity: 1 << 16)
+    var records: [RecordView] = []
+
+    func record(_ offset: Offset) -> FetchedRecord? {
+        guard valid, let first = records.first, offset >= first.offset else { return nil }
+        // Offsets within a batch are dense from its base: index, then confirm.
+        let i = Int(offset - first.offset)
+        let view: RecordView? = i < records.count && records[i].offset == offset ? records[i] : records.first { $0.offset == offset }
+        return view.map { RecordFetcher.copy($0, fromKafka: fromKafkaClient, location: location) }
     }
 }
