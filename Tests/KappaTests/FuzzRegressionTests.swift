@@ -150,6 +150,48 @@ import KappaTesting
         let reader = try PartitionReader(directory: data, topicPartition: Self.tp)
         #expect(throws: KappaError.self) { _ = try reader.readAll(from: .zero) }
     }
+
+    /// crash-published-end-before-rp-segment: the published end (this boot) at the end of
+    /// segment 0 and the recovery point at the start of segment 6, which exists empty (a
+    /// roll's state). Recovery trusted the end, moved segment 6 aside as "created by an
+    /// append that did not finish", and left the recovery point naming a missing segment:
+    /// the next writer after a restart refused the partition as corrupt. An end behind the
+    /// recovery point's segment is not trusted now; recovery starts from the point.
+    @Test func aPublishedEndBeforeTheRecoveryPointsSegmentIsNotTrusted() throws {
+        let fs = SimulatedFileSystem(seed: 12)
+        let data = DataDirectory(root: "/disk", fileSystem: fs)
+        try data.createTopic("t", config: TopicConfig(partitions: 1, compression: .none))
+        let dir = data.partitionPath(Self.tp)
+        func open() throws -> PartitionWriter {
+            try PartitionWriter(directory: data, topicPartition: Self.tp, config: try data.topicConfig("t"), fsync: .always, clock: ManualClock())
+        }
+        func append(_ writer: PartitionWriter, _ i: Int) throws {
+            let sealed = SealedBatches()
+            sealed.seal([SimulatedCrashTests.record(2 * i, bytes: 40), SimulatedCrashTests.record(2 * i + 1, bytes: 40)], compression: .none, codec: LZ4Codec())
+            try writer.append(sealed)
+        }
+        let first = try open()
+        for i in 0..<3 { try append(first, i) }
+        try first.close()
+        let log = try #require(fs.contents(SegmentFiles.logPath(dir, .zero)))
+        let empty = try fs.openFile(SegmentFiles.logPath(dir, Offset(6)), mode: .createNew)
+        try empty.sync()
+        try fs.syncDirectory(dir)
+        try Self.setRecoveryPoint(LogPoint(segmentBase: Offset(6), position: .zero, offset: Offset(6)), fs, data)
+
+        let writer = try open()
+        #expect(writer.nextOffset == Offset(6))
+        #expect(writer.recoveries.isEmpty, "\(writer.recoveries)")
+        #expect(fs.contents(SegmentFiles.logPath(dir, Offset(6))) != nil, "the recovery point's segment was moved aside")
+        #expect(fs.contents(SegmentFiles.logPath(dir, .zero)) == log)
+        try append(writer, 3)
+        try writer.close()
+        fs.restart(.powerLoss)
+        let again = try open()
+        #expect(again.nextOffset == Offset(8))
+        let reader = try PartitionReader(directory: data, topicPartition: Self.tp)
+        #expect(try reader.readAll(from: .zero).records.count == 8)
+    }
 }
 
 // MARK: - fuzz-jobfile: a job file the parser accepts runs
@@ -166,8 +208,8 @@ import KappaTesting
         guard case .session(let s) = try JobFile.parse(longest, path: "s.yaml").operation else { Issue.record("not a session"); return }
         // The operator's arithmetic at a 2016 event time stays in range.
         let sessions = Sessionizer(spec: s)
-        sessions.add(key: "u", time: 1_457_741_907_959_400_112, type: nil, partition: 0, offset: 0)
-        sessions.closeReady(watermark: 1_457_741_907_959_400_112) { _, _ in }
+        sessions.add(key: "u", time: TimestampNanos(1_457_741_907_959_400_112), type: nil, partition: 0, offset: 0)
+        sessions.closeReady(watermark: TimestampNanos(1_457_741_907_959_400_112)) { _, _ in }
         #expect(sessions.openSessions == 1)
     }
 
