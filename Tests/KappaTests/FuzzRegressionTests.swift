@@ -151,11 +151,12 @@ import KappaTesting
         #expect(throws: KappaError.self) { _ = try reader.readAll(from: .zero) }
     }
 
-    /// crash-published-end-before-rp-segment: the published end (this boot) at the end of
-    /// segment 0 and the recovery point at the start of segment 6, which exists empty (a
-    /// roll's state). Recovery trusted the end, moved segment 6 aside as "created by an
-    /// append that did not finish", and left the recovery point naming a missing segment:
-    /// the next writer after a restart refused the partition as corrupt. An end behind the
+    /// Found while reading fuzz-segment's finding crash-model-trusted-end-without-rp (a
+    /// fault of the fuzzer's model: without a recovery point it protected the last
+    /// segment's start, where the writer rightly cuts past a trusted end): the published
+    /// end (this boot) at the end of segment 0 and the recovery point at the start of
+    /// segment 6, which exists empty. Recovery trusted the end and moved the point's own
+    /// segment aside as "created by an append that did not finish". An end behind the
     /// recovery point's segment is not trusted now; recovery starts from the point.
     @Test func aPublishedEndBeforeTheRecoveryPointsSegmentIsNotTrusted() throws {
         let fs = SimulatedFileSystem(seed: 12)

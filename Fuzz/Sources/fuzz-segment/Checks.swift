@@ -85,14 +85,23 @@ enum WriterOutcome: Equatable, CustomStringConvertible {
     }
 }
 
+/// The published end a writer trusts: written in this boot, not behind the recovery point
+/// (neither a lower offset nor an earlier segment), within its segment's bytes.
+func trustedEnd(_ p: RefPartition, _ points: Points) -> RefPoint? {
+    let rp = points.recoveryPoint
+    guard let e = points.published, points.publishedThisBoot, e.offset >= (rp?.offset ?? .min), e.segment >= (rp?.segment ?? .min),
+          e.position <= p.logs[e.segment].count else { return nil }
+    return e
+}
+
 /// The model of a writer's recovery (PartitionWriter's contract, README "Guarantees").
 func expectedWriter(_ p: RefPartition, _ points: Points) -> WriterOutcome {
     let rp = points.recoveryPoint
     var lastSegment = p.last
     var cutAt: Int?
     var start: RefPoint
-    if let e = points.published, points.publishedThisBoot, e.offset >= (rp?.offset ?? .min), e.position <= p.logs[e.segment].count {
-        // Trusted: later segments are moved aside, bytes past it cut.
+    if let e = trustedEnd(p, points) {
+        // Trusted (not behind the recovery point): later segments are moved aside, bytes past it cut.
         lastSegment = e.segment
         cutAt = e.position
         start = e
@@ -208,7 +217,9 @@ func append(_ writer: PartitionWriter, _ directory: DataDirectory, _ fs: Simulat
 func checkCuts(before: [Int64: [UInt8]], fs: SimulatedFileSystem, points: Points, p: RefPartition) {
     let after = snapshot(fs)
     let evidence = ((try? fs.list(dir)) ?? []).filter { $0.contains(SegmentFiles.tornInfix) }.compactMap { fs.contents(dir + "/" + $0) }  // listing a directory made above cannot fail
-    let protected = points.recoveryPoint ?? RefPoint(segment: p.last, position: 0, offset: p.bases[p.last])
+    // Without a recovery point, a trusted end is what must stay (past it, an append that
+    // did not finish); with neither, the start of the last segment.
+    let protected = points.recoveryPoint ?? trustedEnd(p, points) ?? RefPoint(segment: p.last, position: 0, offset: p.bases[p.last])
     for (base, old) in before {
         let new = after[base] ?? []
         require(after.keys.contains(base) || old.isEmpty || evidence.contains(old), "segment \(base) vanished without evidence")
