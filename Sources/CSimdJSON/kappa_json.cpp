@@ -90,6 +90,13 @@ extern "C" kj_fields *kj_fields_create(const char *const *paths, size_t count) {
     f->one_pass = count <= 64;
     for (size_t i = 0; i < count && f->one_pass; i++) {
         if (f->paths[i][0].is_index) f->one_pass = false;
+        // The on-demand parser compares keys raw, up to a closing quote: a wanted key
+        // holding a quote, a backslash or a control byte would match other bytes
+        // ("a\":{\"b" matched inside {"a":{"b":1}}, fuzz-json). The DOM parser compares
+        // unescaped keys.
+        for (const auto &st : f->paths[i])
+            for (unsigned char c : st.key)
+                if (c == '"' || c == '\\' || c < 0x20) f->one_pass = false;
         for (size_t j = 0; j < i && f->one_pass; j++)
             if (f->paths[j][0].key == f->paths[i][0].key) f->one_pass = false;
     }

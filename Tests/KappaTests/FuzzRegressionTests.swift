@@ -39,6 +39,19 @@ import KappaTesting
         #expect(one.strict == nil && one.lazy == nil)
     }
 
+    /// crash-lazy-key-with-quote: the on-demand parser compares a key raw up to its
+    /// closing quote, so a wanted key holding a quote (`a":{"b`) matched inside
+    /// `{"a":{"b":…}}`: a field the strict parse rightly calls absent was an object to
+    /// the jobs. Keys with a quote, a backslash or a control byte use the DOM parser.
+    @Test func lazyExtractionOfAKeyWithAQuoteAgreesWithTheStrictParse() throws {
+        let json = #"{"event_taevtcils":{"scr":"e"}}"#
+        for paths in [[#"event_taevtcils":{"scr"#], [#"x.a"b"#, "event_taevtcils.scr"]] {
+            let r = try Self.extract(paths, json)
+            #expect(r.strict != nil && r.lazy == r.strict, "\(paths)")
+        }
+        #expect(try Self.extract([#"event_taevtcils":{"scr"#], json).lazy?.first == UnitJSONLazyTests.Found.absent)
+    }
+
     /// crash-lazy-second-lookup-after-malformed-value: simdjson asserted when a second
     /// lookup in one object followed a lookup that hit a malformed value.
     @Test func lazyExtractionSurvivesLookupsAfterAMalformedValue() throws {

@@ -156,7 +156,9 @@ func expectedRead(_ p: RefPartition, visibleEnd end: RefPoint?) -> [ReadEvent] {
         let visible = i < end.segment ? p.logs[i].count : end.position
         guard visible <= p.logs[i].count else {
             // The end lies past the file: the reader finds the file short once it gets there.
-            return events + readUpTo(p, i, p.logs[i].count, expected: &expected) + [.refused]
+            // (Refused once: at a batch that does not check out before it, else there.)
+            let part = readUpTo(p, i, p.logs[i].count, expected: &expected)
+            return events + part + (part.last == .refused ? [] : [.refused])
         }
         let part = readUpTo(p, i, visible, expected: &expected)
         events += part
