@@ -50,10 +50,10 @@ func walk(_ bytes: UnsafeMutableRawBufferPointer, fixingCRC: Bool, highOffsets: 
     var at = 0
     while at < bytes.count {
         let rest = UnsafeRawBufferPointer(rebasing: bytes[at...])
-        guard case .batch(let header)? = try? RecordBatchFramer.frame(rest) else { return }  // a frame error or a short read ends the stream
-        checkFrame(header, available: rest.count)
-        let batch = UnsafeMutableRawBufferPointer(rebasing: bytes[at..<(at + header.totalBytes)])
-        var header = header
+        guard case .batch(let framed)? = try? RecordBatchFramer.frame(rest) else { return }  // a frame error or a short read ends the stream
+        checkFrame(framed, available: rest.count)
+        let batch = UnsafeMutableRawBufferPointer(rebasing: bytes[at..<(at + framed.totalBytes)])
+        var header = framed
         if highOffsets {
             header.baseOffset = Offset(Int64.max - Int64(batch[RecordBatchLayout.baseOffsetOffset + 7] & 0x0F))
             batch.storeBytes(of: header.baseOffset.rawValue.bigEndian, toByteOffset: RecordBatchLayout.baseOffsetOffset, as: Int64.self)

@@ -82,7 +82,7 @@ func run(_ d: JobDefinition) {
         require(false, "a new task's checkpoint does not decode: \(error)")
     }
     let t0: Int64 = 1_457_741_907_959_400_112  // 2016-03-12, the Rebu data's time
-    let times = [t0, t0 + 1, t0 + 3_600_000_000_000, t0 - 60_000_000_000, t0 + 86_400_000_000_000]
+    let times = [t0, t0 + 1, t0 + 3_600_000_000_000, t0 - 60_000_000_000, t0 + 86_400_000_000_000].map { TimestampNanos($0) }
     switch state.op {
     case .window(let merger):
         let values = [Decimal9?](repeating: Decimal9(integer: 7), count: merger.spec.fields.count)
@@ -101,7 +101,7 @@ func run(_ d: JobDefinition) {
     case .match(let m):
         for (i, t) in times.enumerated() {
             m.addRide(user: "u\(i % 2)", id: "r\(i)", time: t, offset: Int64(i))
-            m.addTicket(user: "u\(i % 2)", id: "t\(i)", time: t + 1, offset: Int64(i))
+            m.addTicket(user: "u\(i % 2)", id: "t\(i)", time: TimestampNanos(t.rawValue + 1), offset: Int64(i))
         }
         m.ridesWatermark = times.max()!
         m.ticketsWatermark = times.max()!

@@ -39,7 +39,7 @@ public func fuzzRepartition(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     require(decoded.source >= 0 && decoded.source < plan.sourceCount, "source \(decoded.source) of \(plan.sourceCount)")
     switch decoded.kind {
     case .watermark:
-        RepartitionRecord.encodeWatermark(source: decoded.source, streamTime: decoded.sequence, idle: decoded.idle, into: writer)
+        RepartitionRecord.encodeWatermark(source: decoded.source, streamTime: TimestampNanos(decoded.sequence), idle: decoded.idle, into: writer)
         let again = try? RepartitionRecord.decode(value: writer.bytes, sources: plan.sourceCount)  // nil fails below
         require(again.map { ($0.kind, $0.source, $0.sequence, $0.idle) == (.watermark, decoded.source, decoded.sequence, decoded.idle) } ?? false,
                 "a watermark does not survive a round trip")
@@ -71,7 +71,7 @@ func checkContribution(_ d: RepartitionRecord.Decoded, key: UnsafeRawBufferPoint
 struct Event: Equatable {
     var key: [UInt8]
     var offset: Int64
-    var time: Int64
+    var time: TimestampNanos
     var text: [UInt8]?
 }
 
