@@ -118,7 +118,8 @@ enum OutputHeavyFixture {
         let script = dir + "/asof.py"
         FileManager.default.createFile(atPath: script, contents: Data(duckScript.utf8))
         let out = dir + "/duckdb-time.out"
-        Fixture.run("/usr/bin/python3", [script, StreamFixture.dir + "/rides.jsonl", StreamFixture.dir + "/tickets.jsonl", dir + "/duckdb-matches.json"], stdoutPath: out)
+        // `env python3`: the interpreter on PATH, which has the PyPI packages (not /usr/bin's).
+        Fixture.run("/usr/bin/env", ["python3", script, StreamFixture.dir + "/rides.jsonl", StreamFixture.dir + "/tickets.jsonl", dir + "/duckdb-matches.json"], stdoutPath: out)
         let text = String(decoding: FileManager.default.contents(atPath: out) ?? Data(), as: UTF8.self)
         return Int64(text.trimmingCharacters(in: .whitespacesAndNewlines))!
     }

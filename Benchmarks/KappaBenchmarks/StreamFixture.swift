@@ -93,7 +93,7 @@ enum StreamFixture {
         let nanos = monotonicNanos() - start
         posix_spawn_file_actions_destroy(&actions)
         precondition(status == 0, "\(executable) \(arguments) exited with status \(status)")
-        let text = stdout == nil ? String(decoding: FileManager.default.contents(atPath: out) ?? Data(), as: UTF8.self) : 
+        let text = stdout == nil ? String(decoding: FileManager.default.contents(atPath: out) ?? Data(), as: UTF8.self) : ""
         let rss = text.range(of: "\"peak_rss_kib\":").map { Int(text[$0.upperBound...].prefix { $0.isNumber }) ?? 0 } ?? 0
         func cpu(_ t: timeval) -> Int64 { Int64(t.tv_sec) * 1_000_000_000 + Int64(t.tv_usec) * 1000 }
         return (nanos, rss, cpu(usage.ru_utime) + cpu(usage.ru_stime))

@@ -111,6 +111,19 @@ extern "C" kj_fields *kj_fields_create(const char *const *paths, size_t count) {
 
 extern "C" void kj_fields_destroy(kj_fields *fields) { delete fields; }
 
+// The first field of `obj` whose key, unescaped, is `key` (as the DOM parser's at_key
+// compares; on-demand's find_field compares raw, and "user\u005fid" would be absent).
+static simdjson_result<ondemand::value> field_named(ondemand::object obj, const std::string &key) {
+    for (auto f : obj) {
+        ondemand::field field;
+        if (auto e = std::move(f).get(field)) return e;
+        std::string_view k;
+        if (auto e = field.unescaped_key().get(k)) return e;
+        if (k == key) return std::move(field).value();
+    }
+    return NO_SUCH_FIELD;
+}
+
 // The rare path: a non-integer number's exact digits. The DOM keeps only a double, so
 // walk the same path with the on-demand parser, whose raw token points into the input.
 static void raw_number(kj_parser *parser, const std::vector<step> &path, const uint8_t *data,
@@ -121,12 +134,14 @@ static void raw_number(kj_parser *parser, const std::vector<step> &path, const u
     bool first = true;
     for (const auto &s : path) {
         simdjson_result<ondemand::value> next;
-        if (first) {
-            next = s.is_index ? doc.at(s.index) : doc.find_field_unordered(s.key);
-            first = false;
+        if (s.is_index) {
+            next = first ? doc.at(s.index) : cur.at(s.index);
         } else {
-            next = s.is_index ? cur.at(s.index) : cur.find_field_unordered(s.key);
+            ondemand::object obj;
+            if ((first ? doc.get_object() : cur.get_object()).get(obj)) return;
+            next = field_named(obj, s.key);
         }
+        first = false;
         if (next.error()) return;
         cur = next.value_unsafe();
     }

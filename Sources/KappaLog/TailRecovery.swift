@@ -60,9 +60,11 @@ struct TailRecovery {
                             warnings: inout [String]) throws(KappaError) -> SegmentTail? {
         guard case .record(let e) = outcome, e.bootID == fs.bootID, e.bootID != .unknown, bases.contains(e.tail.base) else { return nil }
         // The recovery point is durable ground truth: an end behind it — a lower offset,
-        // or an earlier segment (whose cut would move the point's own segment aside and
-        // leave the point naming a missing file) — is not this log's end.
-        if let rp, e.tail.nextOffset < rp.point.offset || e.tail.base < rp.point.segmentBase { return nil }
+        // an earlier segment (whose cut would move the point's own segment aside), or an
+        // earlier position in the point's segment (a cut below the point) — is not this
+        // log's end.
+        if let rp, e.tail.nextOffset < rp.point.offset || e.tail.base < rp.point.segmentBase
+            || (e.tail.base == rp.point.segmentBase && e.tail.size < rp.point.position.rawValue) { return nil }
         let size = try fs.openFile(SegmentFiles.logPath(directory, e.tail.base), mode: .readOnly).size()
         guard size >= e.tail.size else {
             warnings.append("\(topicPartition.readable): \(SegmentFiles.logPath(directory, e.tail.base)) is \(size) bytes, shorter than the \(e.tail.size) "

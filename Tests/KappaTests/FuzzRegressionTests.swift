@@ -52,6 +52,20 @@ import KappaTesting
         #expect(try Self.extract([#"event_taevtcils":{"scr"#], json).lazy?.first == UnitJSONLazyTests.Found.absent)
     }
 
+    /// crash-strict-raw-number-of-escaped-key: the strict parse reads a non-integer
+    /// number's exact digits with a second, on-demand walk, which compared keys raw: under
+    /// an escaped key (`"user\u005fid":1e-400`) it found nothing, and produce saw a number
+    /// without digits where the jobs saw "1e-400". Keys are compared unescaped there too.
+    @Test func strictParseReadsTheDigitsOfANumberUnderAnEscapedKey() throws {
+        let json = #"{"time_utc":"400112","user\u005fid":1e-400,"x":{"p\u0071":2.50}}"#
+        let r = try Self.extract(["user_id", "x.pq"], json)
+        #expect(r.strict != nil && r.lazy == r.strict)
+        guard case .number(_, let raw)? = r.strict?.first, case .number(_, let raw2)? = r.strict?.last else {
+            Issue.record("not numbers: \(String(describing: r.strict))"); return
+        }
+        #expect(raw == Array("1e-400".utf8) && raw2 == Array("2.50".utf8))
+    }
+
     /// crash-lazy-second-lookup-after-malformed-value: simdjson asserted when a second
     /// lookup in one object followed a lookup that hit a malformed value.
     @Test func lazyExtractionSurvivesLookupsAfterAMalformedValue() throws {

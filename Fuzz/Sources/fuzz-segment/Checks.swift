@@ -86,11 +86,12 @@ enum WriterOutcome: Equatable, CustomStringConvertible {
 }
 
 /// The published end a writer trusts: written in this boot, not behind the recovery point
-/// (neither a lower offset nor an earlier segment), within its segment's bytes.
+/// (not a lower offset, an earlier segment or an earlier position in its segment), within
+/// its segment's bytes.
 func trustedEnd(_ p: RefPartition, _ points: Points) -> RefPoint? {
     let rp = points.recoveryPoint
     guard let e = points.published, points.publishedThisBoot, e.offset >= (rp?.offset ?? .min), e.segment >= (rp?.segment ?? .min),
-          e.position <= p.logs[e.segment].count else { return nil }
+          e.segment > (rp?.segment ?? .min) || e.position >= (rp?.position ?? .min), e.position <= p.logs[e.segment].count else { return nil }
     return e
 }
 
