@@ -166,8 +166,8 @@ import KappaTesting
         guard case .session(let s) = try JobFile.parse(longest, path: "s.yaml").operation else { Issue.record("not a session"); return }
         // The operator's arithmetic at a 2016 event time stays in range.
         let sessions = Sessionizer(spec: s)
-        sessions.add(key: "u", time: 1_457_741_907_959_400_112, type: nil, partition: 0, offset: 0)
-        sessions.closeReady(watermark: 1_457_741_907_959_400_112) { _, _ in }
+        sessions.add(key: "u", time: TimestampNanos(1_457_741_907_959_400_112), type: nil, partition: 0, offset: 0)
+        sessions.closeReady(watermark: TimestampNanos(1_457_741_907_959_400_112)) { _, _ in }
         #expect(sessions.openSessions == 1)
     }
 

@@ -342,7 +342,7 @@ import KappaTesting
         for (base, refused) in [(Int64.max - 3, false), (Int64.max - 2, true), (Int64.max, true), (Int64.max - 1, true)] {
             let batch = coding.encode(records, compression: compression, baseOffset: Offset(base))
             let error = batch.withUnsafeBytes { raw -> BatchDecodeError? in
-                do { _ = try RecordBatchFramer.frame(raw); return nil } catch { return error }
+                do throws(BatchDecodeError) { _ = try RecordBatchFramer.frame(raw); return nil } catch { return error }
             }
             #expect((error != nil) == refused, "base offset \(base)")
             if refused { #expect(error!.description.contains("largest offset")) }
