@@ -35,8 +35,10 @@ extension JobTask {
         let fs = directory.fileSystem
         try fs.makeDirectories(registry.versionPath(definition.name, version) + "/tasks")
         try fs.writeAtomically(Array(w.bytes), to: checkpointPath, sync: durable)
-        // Beside it, for `jobs describe`: what the checkpoint holds.
-        try fs.writeAtomically(state.status().json() + [0x0A], to: statusPath, sync: false)
+        // Beside it, for `jobs describe`: what the checkpoint holds. A second file, so a
+        // kill -9 between the two renames leaves the status of the checkpoint before;
+        // `restore()` puts it right.
+        try fs.writeAtomically(statusBytes, to: statusPath, sync: false)
         try output.publish()
         try late.publish()
         try deadLetter.publish()
@@ -44,8 +46,11 @@ extension JobTask {
         hasCheckpoint = true
     }
 
-    /// Loads the last checkpoint (or starts from offset 0), cuts the outputs back to it
-    /// and positions the readers.
+    /// The status file's content: the state's status, one JSON line.
+    var statusBytes: [UInt8] { state.status().json() + [0x0A] }
+
+    /// Loads the last checkpoint (or starts from offset 0), cuts the outputs back to it,
+    /// makes the status file describe it and positions the readers.
     func restore() throws(KappaError) {
         var ends = TaskState.OutputEnds()
         if directory.fileSystem.exists(checkpointPath) {
@@ -55,8 +60,33 @@ extension JobTask {
         try output.rollBack(to: ends.output)
         try late.rollBack(to: ends.late)
         try deadLetter.rollBack(to: ends.deadLetter)
+        try restoreStatus()
         for i in readers.indices { try readers[i].seek(to: state.sources[i].position) }
         if let r = repartitionReader, let p = state.repartitionPosition { try r.seek(to: p) }
+    }
+
+    /// Rewrites the status file when it does not describe the checkpoint just loaded. A
+    /// kill -9 after the checkpoint's rename and before the status's (a directory fsync
+    /// apart when the checkpoint is synced) leaves the status of the checkpoint before;
+    /// a task with nothing new to read never checkpoints again, so without this the
+    /// status — and the lag `jobs describe` computes from it — would stay behind forever
+    /// while the task sits caught up. A status without a checkpoint (a power loss kept
+    /// the one and not the other) describes nothing and goes.
+    func restoreStatus() throws(KappaError) {
+        let fs = directory.fileSystem
+        guard hasCheckpoint else {
+            if fs.exists(statusPath) { try fs.remove(statusPath) }
+            return
+        }
+        let bytes = statusBytes
+        var current: [UInt8]?
+        do {
+            // Read only when it may be equal: a file of another size is rewritten unread.
+            let file = try fs.openFile(statusPath, mode: .readOnly)
+            if try file.size() == Int64(bytes.count) { current = try file.readAll(limit: bytes.count) }
+        } catch where error.code == .notFound {}
+        guard current != bytes else { return }
+        try fs.writeAtomically(bytes, to: statusPath, sync: false)
     }
 
     /// The open (not yet final) results of a version, from its task checkpoints, read

@@ -3,7 +3,8 @@ import KappaCore
 
 /// What one task's last checkpoint holds, for people and tools: written as JSON beside
 /// the checkpoint (`DATA/jobs/JOB/vN/tasks/P.status.json`) each time it is replaced,
-/// read by `kappa jobs describe` and the daemons' status lines. One `Codable` value is
+/// and again when a task restores a checkpoint its status does not describe (a kill
+/// between the two files); read by `kappa jobs describe` and the daemons' status lines. One `Codable` value is
 /// the only thing written and read; times are epoch seconds as decimal strings, as in
 /// every output. Keys are snake_case.
 public struct TaskStatus: Codable, Equatable, Sendable {

@@ -186,43 +186,108 @@ extension CLIWorkspace {
     /// Waits until every task of `job` v`version` has a checkpoint with lag 0 on every
     /// input, and `jobs describe` has stayed the same for `stableSeconds` (so the
     /// repartition topic is drained and the last results are checkpointed). Throws as
-    /// soon as one of `daemons` has exited.
+    /// soon as one of `daemons` has exited; on a timeout, with a `stallReport`.
+    /// JOBCLI_CATCHUP_SECONDS=N shortens the default deadline (hunting a stall by seed).
     func waitCaughtUp(_ job: String, version: Int, daemons: [CLIProcess], partitions: Int = JobFx.partitions,
-                      timeoutSeconds: Double = 300, stableSeconds: Double = 2.5) throws {
+                      timeoutSeconds: Double = Double(ProcessInfo.processInfo.environment["JOBCLI_CATCHUP_SECONDS"] ?? "") ?? 300,
+                      stableSeconds: Double = 2.5) throws {
         var last = ""
         var stableSince: Date?
         var state = "nothing yet"
-        try waitUntil("\(job) v\(version) to catch up (last seen: \(state))", timeoutSeconds: timeoutSeconds, pollSeconds: 0.25) {
-            for d in daemons where !d.isRunning {
-                throw CLIFailure(description: "daemon \(d) exited while waiting for \(job) v\(version) to catch up: \(d.result)")
+        do {
+            try waitUntil("\(job) v\(version) to catch up (last seen: \(state))", timeoutSeconds: timeoutSeconds, pollSeconds: 0.25) {
+                for d in daemons where !d.isRunning {
+                    throw CLIFailure(description: "daemon \(d) exited while waiting for \(job) v\(version) to catch up: \(d.result)")
+                }
+                let r = try kappa(["jobs", "describe", job])
+                guard r.status == 0 else {
+                    state = r.description
+                    return false
+                }
+                let versions = try r.stdoutLines.map(parseJSONObject)
+                guard let v = versions.first(where: { intField($0, "version") == Int64(version) }),
+                      let tasks = v["tasks"] as? [[String: Any]] else {
+                    state = r.stdoutText
+                    return false
+                }
+                // The tasks only: the rest (e.g. the definition's key order) may vary per call.
+                let text = String(decoding: try JSONSerialization.data(withJSONObject: tasks, options: [.sortedKeys]), as: UTF8.self)
+                let caughtUp = tasks.count == partitions && tasks.allSatisfy { t in
+                    guard t["checkpoint"] == nil || !(t["checkpoint"] is NSNull), t["processed"] != nil,
+                          let lag = t["lag"] as? [String: Any] else { return false }
+                    return lag.values.allSatisfy { ($0 as? NSNumber)?.int64Value == 0 }
+                }
+                state = String(text.prefix(1500))
+                guard caughtUp, text == last else {
+                    last = text
+                    stableSince = nil
+                    return false
+                }
+                if stableSince == nil { stableSince = Date() }
+                return Date().timeIntervalSince(stableSince!) >= stableSeconds
             }
-            let r = try kappa(["jobs", "describe", job])
-            guard r.status == 0 else {
-                state = r.description
-                return false
-            }
-            let versions = try r.stdoutLines.map(parseJSONObject)
-            guard let v = versions.first(where: { intField($0, "version") == Int64(version) }),
-                  let tasks = v["tasks"] as? [[String: Any]] else {
-                state = r.stdoutText
-                return false
-            }
-            // The tasks only: the rest (e.g. the definition's key order) may vary per call.
-            let text = String(decoding: try JSONSerialization.data(withJSONObject: tasks, options: [.sortedKeys]), as: UTF8.self)
-            let caughtUp = tasks.count == partitions && tasks.allSatisfy { t in
-                guard t["checkpoint"] == nil || !(t["checkpoint"] is NSNull), t["processed"] != nil,
-                      let lag = t["lag"] as? [String: Any] else { return false }
-                return lag.values.allSatisfy { ($0 as? NSNumber)?.int64Value == 0 }
-            }
-            state = String(text.prefix(1500))
-            guard caughtUp, text == last else {
-                last = text
-                stableSince = nil
-                return false
-            }
-            if stableSince == nil { stableSince = Date() }
-            return Date().timeIntervalSince(stableSince!) >= stableSeconds
+        } catch let failure as CLIFailure where failure.description.hasPrefix("timed out") {
+            // A stall must leave evidence: who owns what, what the daemons said and where
+            // their threads are.
+            throw CLIFailure(description: failure.description + "\n" + stallReport(job, version: version, daemons: daemons))
         }
+    }
+
+    /// Evidence for a job that does not catch up: `jobs describe` and `groups describe`
+    /// in full, the group's member and owner files, every partition's segments and end,
+    /// the tasks' checkpoint and status files, and per daemon the flocks it holds
+    /// (/proc/locks), its open files (/proc/PID/fd), the tail of its stderr (its status
+    /// lines give the lag it sees and the tasks it owns) and, where gdb is installed,
+    /// every thread's stack. JOBCLI_KEEP_STALLED=DIR copies the workspace there.
+    func stallReport(_ job: String, version: Int, daemons: [CLIProcess]) -> String {
+        var out: [String] = ["--- stall report for \(job) v\(version)"]
+        for args in [["jobs", "describe", job], ["groups", "describe", "\(job).v\(version)"]] {
+            let r = try? kappa(args, timeoutSeconds: 30)
+            out.append("$ kappa \(args.joined(separator: " ")): \(r.map { "exit \($0.status)\n\($0.stdoutText)\($0.stderrText)" } ?? "did not run")")
+        }
+        let group = dataDirectory.groupsPath + "/\(job).v\(version)"
+        let files = FileManager.default.enumerator(atPath: group)?.compactMap { $0 as? String }.sorted() ?? []
+        for f in files where !f.hasPrefix("offsets") {
+            let text = (try? String(contentsOfFile: group + "/" + f, encoding: .utf8)) ?? "(a directory or unreadable)"
+            let inode = (try? FileManager.default.attributesOfItem(atPath: group + "/" + f))?[.systemFileNumber].map { "\($0)" } ?? "?"
+            out.append("group file \(f) (inode \(inode)): \(text.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+        // Segments and ends of every partition, and the tasks' checkpoints beside their
+        // status files (sizes and times: a status older than its checkpoint shows here).
+        for (root, wanted) in [(dataDirectory.topicsPath, [".log", "/end"]), (data + "/jobs/\(job)/v\(version)/tasks", [""])] {
+            for f in (FileManager.default.enumerator(atPath: root)?.compactMap { $0 as? String }.sorted() ?? []) where wanted.contains(where: f.hasSuffix) {
+                guard let attributes = try? FileManager.default.attributesOfItem(atPath: root + "/" + f),
+                      attributes[.type] as? FileAttributeType == .typeRegular else { continue }
+                let size = (attributes[.size] as? NSNumber)?.int64Value ?? -1
+                let modified = (attributes[.modificationDate] as? Date).map { String(format: "%.6f", $0.timeIntervalSince1970) } ?? "?"
+                out.append("\(root)/\(f): \(size) bytes, inode \(attributes[.systemFileNumber].map { "\($0)" } ?? "?"), modified \(modified)")
+            }
+        }
+        if let keep = ProcessInfo.processInfo.environment["JOBCLI_KEEP_STALLED"] {
+            // The data directory as the stall left it, for a closer look.
+            let copy = keep + "/" + (tmp.path as NSString).lastPathComponent
+            try? FileManager.default.copyItem(atPath: tmp.path, toPath: copy)
+            out.append("workspace copied to \(copy)")
+        }
+        let locks = (try? String(contentsOfFile: "/proc/locks", encoding: .utf8)) ?? ""
+        for d in daemons {
+            out.append("daemon \(d) running: \(d.isRunning)")
+            let held = locks.split(separator: "\n").filter { $0.split(separator: " ", omittingEmptySubsequences: true).dropFirst(4).first == Substring("\(d.pid)") }
+            out.append("its locks (/proc/locks; inode is the 3rd field of maj:min:inode):\n" + held.joined(separator: "\n"))
+            let fdDir = "/proc/\(d.pid)/fd"
+            let fds = ((try? FileManager.default.contentsOfDirectory(atPath: fdDir)) ?? []).compactMap { fd -> String? in
+                guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: fdDir + "/" + fd), target.hasPrefix("/") else { return nil }
+                return "fd \(fd) → \(target)"
+            }.sorted()
+            out.append("its open files (/proc/PID/fd):\n" + fds.joined(separator: "\n"))
+            out.append("its stderr (tail):\n" + d.stderrText.split(separator: "\n").suffix(60).joined(separator: "\n"))
+            if d.isRunning, FileManager.default.isExecutableFile(atPath: "/usr/bin/gdb") {
+                let gdb = try? startExternal("/usr/bin/gdb", ["-p", "\(d.pid)", "-batch", "-ex", "thread apply all bt 30"])
+                _ = try? gdb?.waitForExit(timeoutSeconds: 120)
+                out.append("its threads (gdb):\n" + (gdb.map { String(decoding: $0.stdout, as: UTF8.self) } ?? "gdb did not start"))
+            }
+        }
+        return out.joined(separator: "\n")
     }
 
     /// The job's reference results: everything produced up front, then

@@ -114,6 +114,86 @@ import KappaTesting
         }
     }
 
+    /// A kill -9 after a checkpoint's rename and before its status file's (with a synced
+    /// checkpoint, a directory fsync apart) left the status of the checkpoint before. The
+    /// restarted task, with nothing new to read, never checkpointed again, so `jobs
+    /// describe` showed lag > 0 forever: the stall once seen in `JobCLIExactlyOnceTests`
+    /// (a daemon idle and caught up, its task's status one chunk behind). Restoring a
+    /// task makes the status describe the checkpoint it loaded.
+    @Test func killBetweenACheckpointAndItsStatusLeavesNoStaleStatus() throws {
+        let reference = try Self.checkpointTwice(crashAt: nil)
+        let statusRenames = reference.steps.filter { $0.operation == "rename" && $0.path.hasSuffix(".status.json") }
+        try #require(statusRenames.count == 2, "expected one status rename per checkpoint: \(statusRenames)")
+        let lastStatus = try #require(reference.status)
+        #expect(lastStatus.contains(#""tickets":2"#), "\(lastStatus)")
+
+        let run = try Self.checkpointTwice(crashAt: statusRenames[1].number)
+        try #require(run.crashed, "no crash at \(statusRenames[1])")
+        // As the kill left it: the second checkpoint in place, the first one's status.
+        #expect(run.status != lastStatus && run.status?.contains(#""tickets":1"#) == true, "\(run.status ?? "no status")")
+        run.fs.restart(.processKill)
+        run.fs.clearFaults()
+        let task = try JobTask(directory: run.dir, definition: run.def, version: 1, task: 0, fsync: .never, clock: ManualClock())
+        #expect(try task.step() == 0)
+        #expect(!task.needsCheckpoint, "a caught-up task has no reason to checkpoint: the status must be right already")
+        #expect(run.status == lastStatus, "the status does not describe the checkpoint the task restored")
+        let entry = try #require(try Describe.tasks(run.def, version: 1, dir: run.dir, registry: JobRegistry(directory: run.dir)).tasks.first)
+        #expect(entry.lag == ["tickets": 0, "rides": 0], "jobs describe: lag \(entry.lag)")
+    }
+
+    /// A status whose checkpoint is gone (a power loss may keep either of the two files
+    /// without the other) describes nothing: restoring the task removes it.
+    @Test func aStatusWithoutItsCheckpointIsRemovedOnRestore() throws {
+        let run = try Self.checkpointTwice(crashAt: nil)
+        try run.fs.remove(JobRegistry(directory: run.dir).checkpointPath("m", 1, task: 0))
+        try #require(run.status != nil)
+        _ = try JobTask(directory: run.dir, definition: run.def, version: 1, task: 0, fsync: .never, clock: ManualClock())
+        #expect(run.status == nil, "a status survived without its checkpoint: \(run.status ?? "")")
+    }
+
+    /// A match job's task over two chunks of input, checkpointed after each on a fresh
+    /// simulated machine; with `crashAt`, the machine crashes at that step (the run stops
+    /// there and reports it).
+    static func checkpointTwice(crashAt: Int?) throws -> CheckpointRun {
+        let fs = SimulatedFileSystem(seed: 11)
+        let dir = DataDirectory(root: "/disk/data", fileSystem: fs)
+        for t in ["tickets", "rides"] { try dir.createTopic(t, config: TopicConfig(partitions: 1, keyField: "user_id")) }
+        let def = try JobFile.parse("""
+            name: m
+            inputs: [tickets, rides]
+            match: { key: user_id, time: time_utc, tickets: tickets, rides: rides, grace: 10m }
+            output: matches
+            """, path: "m.yaml")
+        try JobVersions.prepare(def, version: 1, directory: dir)
+        let statusPath = JobRegistry(directory: dir).statusPath("m", 1, task: 0)
+        if let crashAt { fs.inject(.crash, atStep: crashAt) }
+        var crashed = false
+        do {
+            let task = try JobTask(directory: dir, definition: def, version: 1, task: 0, fsync: .never, clock: ManualClock())
+            for chunk in 0..<2 {
+                let t = 1000 + chunk * 10_000
+                try StreamTaskTests.produce(dir, "rides", [#"{"time_utc":"\#(t)","user_id":"u\#(chunk)","ride_id":"r\#(chunk)"}"#])
+                try StreamTaskTests.produce(dir, "tickets", [#"{"time_utc":"\#(t + 100)","user_id":"u\#(chunk)","ticket_id":"t\#(chunk)"}"#])
+                #expect(try task.step() == 2)
+                try task.checkpoint()
+            }
+        } catch where fs.isCrashed {
+            crashed = true
+        }
+        return CheckpointRun(fs: fs, dir: dir, def: def, statusPath: statusPath, steps: fs.stepLog, crashed: crashed)
+    }
+
+    struct CheckpointRun {
+        var fs: SimulatedFileSystem
+        var dir: DataDirectory
+        var def: JobDefinition
+        var statusPath: String
+        var steps: [SimulatedFileSystem.Step]
+        var crashed: Bool
+        /// The task's status file as it is now (nil: none).
+        var status: String? { fs.contents(statusPath).map { String(decoding: $0, as: UTF8.self) } }
+    }
+
     /// A step's file, by kind, for the coverage list.
     static func kind(of path: String) -> String {
         if path.contains(".ckpt") { return "checkpoint" }
