@@ -66,6 +66,24 @@ import KappaTesting
         #expect(raw == Array("1e-400".utf8) && raw2 == Array("2.50".utf8))
     }
 
+    /// crash-lazy-double-of-20-digits: simdjson 3.0's on-demand get_double() wraps a
+    /// mantissa of more than 19 digits (0.35922337203627758088 read as 0.17475593129918207),
+    /// and window jobs sum the double: a silently wrong sum. Such numbers take the DOM
+    /// parser's correctly rounded value.
+    @Test func lazyExtractionOfANumberOfMoreThan19DigitsTakesTheDOMValue() throws {
+        let json = #"{"epe":"ri_","fare":0.35922337203627758088,"fare":4.352208,"tip":12345678901234567890.5e-2}"#
+        let r = try Self.extract(["fare", "tip"], json)
+        #expect(r.strict != nil && r.lazy == r.strict)
+        guard case .number(let fare, _)? = r.lazy?.first, case .number(let tip, _)? = r.lazy?.last else {
+            Issue.record("not numbers: \(String(describing: r.lazy))"); return
+        }
+        #expect(Double(bitPattern: fare) == 0.35922337203627758088)
+        #expect(Double(bitPattern: tip) == 123456789012345678.905)
+        // An integer beyond 64 bits: both refuse the record (produce never stored one).
+        let big = try Self.extract(["n"], #"{"n":35922337203627758088}"#)
+        #expect(big.strict == nil && big.lazy == nil)
+    }
+
     /// crash-lazy-second-lookup-after-malformed-value: simdjson asserted when a second
     /// lookup in one object followed a lookup that hit a malformed value.
     @Test func lazyExtractionSurvivesLookupsAfterAMalformedValue() throws {
