@@ -252,8 +252,13 @@ struct EventReader {
             let dOffset = try r.int64()
             guard dOffset > 0 || (dOffset == 0 && !started) else { throw StateReader.Failure(description: "event offsets out of order") }
             started = true
-            offset &+= dOffset
-            time &+= try r.int64()
+            // Deltas come from disk: one that passes Int64's range is damage (a wrapped
+            // offset would go backwards, found by fuzz-repartition), not an event.
+            let (o, oOverflow) = offset.addingReportingOverflow(dOffset)
+            let (t, tOverflow) = time.addingReportingOverflow(try r.int64())
+            guard !oOverflow, !tOverflow else { throw StateReader.Failure(description: "event offset or time out of range") }
+            offset = o
+            time = t
             let key = try r.byteString()
             var text: UnsafeRawBufferPointer?
             let hasText = event != .session ? true : try r.bool()

@@ -240,6 +240,40 @@ import KappaTesting
     }
 }
 
+// MARK: - fuzz-repartition: records from disk are checked, never trusted
+
+@Suite struct FuzzRegressionRepartitionTests {
+    /// crash-event-offset-delta-overflows: an events record whose second offset delta
+    /// passes Int64's range wrapped to a negative offset (events going backwards); such a
+    /// record is now refused as damage, as other malformed records are.
+    @Test func anEventOffsetDeltaPastInt64IsRefused() throws {
+        func record(secondDelta: Int64) -> [UInt8] {
+            let w = ByteWriter(capacity: 64)
+            w.append(RepartitionRecord.Event.session.rawValue)
+            for b in withUnsafeBytes(of: UInt32(2).bigEndian, Array.init) { w.append(b) }
+            w.put(Int64(22))
+            w.put(Int64(1_457_741_907_959_400_112))
+            for delta in [Int64(0), secondDelta] {
+                w.put(delta)
+                w.put(Int64(0))
+                w.put("u1")
+                w.put(false)
+            }
+            return Array(w.bytes)
+        }
+        func offsets(_ bytes: [UInt8]) throws -> [Int64] {
+            try bytes.withUnsafeBytes { raw throws -> [Int64] in
+                var reader = try EventReader(raw)
+                var out: [Int64] = []
+                while let e = try reader.next() { out.append(e.offset) }
+                return out
+            }
+        }
+        #expect(try offsets(record(secondDelta: 5)) == [22, 27])
+        #expect(throws: RepartitionRecord.Failure.self) { _ = try offsets(record(secondDelta: .max)) }
+    }
+}
+
 // MARK: - fuzz-jobfile: a job file the parser accepts runs
 
 @Suite struct FuzzRegressionJobFileTests {
