@@ -66,7 +66,7 @@ public enum JobFile {
             for a in aggList {
                 guard let text = a.string else { throw err(path, a, "an aggregate must be count, sum:FIELD, min:FIELD, max:FIELD or avg:FIELD") }
                 let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
-                guard let kind = AggregateSpec.Kind(rawValue: parts[0]) else {
+                guard let first = parts.first, let kind = AggregateSpec.Kind(rawValue: first) else {  // "" splits into nothing
                     throw err(path, a, "unknown aggregate '\(text)': expected count, sum:FIELD, min:FIELD, max:FIELD or avg:FIELD")
                 }
                 if kind == .count {

@@ -124,6 +124,8 @@ import Testing
         ("two operators", "name: j\ninputs: [rides]\noutput: o\nwindow: { key: city, size: 1h, aggregates: [count] }\nsession: { key: user_id, gap: 30m }\n", 1, ["window", "session", "one operator"]),
         ("no operator", "name: j\ninputs: [rides]\noutput: o\n", 1, ["window", "session", "match"]),
         ("unknown aggregate", "name: j\ninputs: [rides]\noutput: o\nwindow:\n  key: city\n  size: 1h\n  aggregates:\n    - count\n    - median:fare\n", 9, ["unknown aggregate 'median:fare'"]),
+        // An empty aggregate crashed the parser (index out of range; fuzz-jobfile).
+        ("empty aggregate", "name: j\ninputs: [rides]\noutput: o\nwindow:\n  key: city\n  size: 1h\n  aggregates: [count, \"\"]\n", 7, ["unknown aggregate ''"]),
         ("aggregate without field", "name: j\ninputs: [rides]\noutput: o\nwindow:\n  key: city\n  size: 1h\n  aggregates:\n    - sum\n", 8, ["'sum' needs a field"]),
         ("count with field", "name: j\ninputs: [rides]\noutput: o\nwindow:\n  key: city\n  size: 1h\n  aggregates: [count:fare]\n", 7, ["'count' takes no field"]),
         ("empty aggregates", "name: j\ninputs: [rides]\noutput: o\nwindow:\n  key: city\n  size: 1h\n  aggregates: []\n", 7, ["'aggregates'"]),

@@ -57,6 +57,11 @@ func walk(_ bytes: UnsafeMutableRawBufferPointer, fixingCRC: Bool, highOffsets: 
         if highOffsets {
             header.baseOffset = Offset(Int64.max - Int64(batch[RecordBatchLayout.baseOffsetOffset + 7] & 0x0F))
             batch.storeBytes(of: header.baseOffset.rawValue.bigEndian, toByteOffset: RecordBatchLayout.baseOffsetOffset, as: Int64.self)
+            // Framed again, as a reader would: offsets past Int64.max are refused there.
+            guard case .batch? = try? RecordBatchFramer.frame(UnsafeRawBufferPointer(batch)) else {
+                at += framed.totalBytes
+                continue
+            }
         }
         if fixingCRC { sealCRC(batch) }
         decode(UnsafeRawBufferPointer(batch), header: header)
