@@ -158,7 +158,16 @@ func sealAndDecode(_ body: UnsafeRawBufferPointer, compression: CompressionCodec
     out.setBigEndian(Int32(out.count - RecordBatchLayout.logOverheadBytes), at: RecordBatchLayout.batchLengthOffset)
     let batch = UnsafeMutableRawBufferPointer(start: out.base, count: out.count)
     sealCRC(batch)
-    guard case .batch(let header)? = try? RecordBatchFramer.frame(UnsafeRawBufferPointer(batch)) else {  // must frame: checked below
+    // Offsets past Int64.max (the fuzzed header's base offset and last offset delta) are
+    // refused by the framer; anything else sealed this way must frame.
+    let claimed = RecordBatchHeader(UnsafeRawBufferPointer(batch))
+    let (last, overflow) = claimed.baseOffset.rawValue.addingReportingOverflow(Int64(claimed.lastOffsetDelta))
+    let framed = try? RecordBatchFramer.frame(UnsafeRawBufferPointer(batch))
+    if overflow || last == Int64.max {
+        require(framed == nil, "a sealed batch of offsets \(claimed.baseOffset) + \(claimed.lastOffsetDelta) frames")
+        return
+    }
+    guard case .batch(let header)? = framed else {
         require(false, "a sealed batch of \(out.count) bytes does not frame")
         return
     }
