@@ -111,18 +111,7 @@ extern "C" kj_fields *kj_fields_create(const char *const *paths, size_t count) {
 
 extern "C" void kj_fields_destroy(kj_fields *fields) { delete fields; }
 
-// The first field of `obj` whose key, unescaped, is `key` (as the DOM parser's at_key
-// compares; on-demand's find_field compares raw, and "user\u005fid" would be absent).
-static simdjson_result<ondemand::value> field_named(ondemand::object obj, const std::string &key) {
-    for (auto f : obj) {
-        ondemand::field field;
-        if (auto e = std::move(f).get(field)) return e;
-        std::string_view k;
-        if (auto e = field.unescaped_key().get(k)) return e;
-        if (k == key) return std::move(field).value();
-    }
-    return NO_SUCH_FIELD;
-}
+static int find_key(ondemand::object &o, const std::string &key, ondemand::value &out);
 
 // The rare path: a non-integer number's exact digits. The DOM keeps only a double, so
 // walk the same path with the on-demand parser, whose raw token points into the input.
@@ -137,9 +126,12 @@ static void raw_number(kj_parser *parser, const std::vector<step> &path, const u
         if (s.is_index) {
             next = first ? doc.at(s.index) : cur.at(s.index);
         } else {
+            // find_key, not find_field: keys compared as the DOM parser compares them.
             ondemand::object obj;
             if ((first ? doc.get_object() : cur.get_object()).get(obj)) return;
-            next = field_named(obj, s.key);
+            ondemand::value found;
+            if (find_key(obj, s.key, found) != 0) return;
+            next = std::move(found);
         }
         first = false;
         if (next.error()) return;
@@ -305,7 +297,10 @@ static bool has_escape(const char *raw) {
 // `error` when the key does not unescape.
 static bool key_is(ondemand::field &field, const std::string &key, int &error) {
     ondemand::raw_json_string raw = field.key();
-    if (!has_escape(raw.raw())) return raw.unsafe_is_equal(key);
+    // Raw is exact only when neither side needs unescaping: a wanted key holding a quote
+    // or a backslash would match other bytes raw (the strict path's digits walk meets such
+    // keys; the lazy path hands them to the DOM parser).
+    if (!has_escape(raw.raw()) && key.find_first_of("\"\\") == std::string::npos) return raw.unsafe_is_equal(key);
     std::string_view unescaped;
     if (auto e = field.unescaped_key().get(unescaped)) {
         error = int(e);
