@@ -203,19 +203,35 @@ import KappaTesting
     /// segment 6, which exists empty. Recovery trusted the end and moved the point's own
     /// segment aside as "created by an append that did not finish". An end behind the
     /// recovery point's segment is not trusted now; recovery starts from the point.
-    @Test func aPublishedEndBeforeTheRecoveryPointsSegmentIsNotTrusted() throws {
-        let fs = SimulatedFileSystem(seed: 12)
-        let data = DataDirectory(root: "/disk", fileSystem: fs)
-        try data.createTopic("t", config: TopicConfig(partitions: 1, compression: .none))
-        let dir = data.partitionPath(Self.tp)
-        func open() throws -> PartitionWriter {
-            try PartitionWriter(directory: data, topicPartition: Self.tp, config: try data.topicConfig("t"), fsync: .always, clock: ManualClock())
+    /// A fresh one-partition topic on a simulated disk, with a writer opener and a
+    /// two-record batch appender (records 2i and 2i + 1).
+    struct Disk {
+        let fs: SimulatedFileSystem
+        let data: DataDirectory
+        var dir: String { data.partitionPath(FuzzRegressionTests.tp) }
+
+        init(seed: UInt64) throws {
+            fs = SimulatedFileSystem(seed: seed)
+            data = DataDirectory(root: "/disk", fileSystem: fs)
+            try data.createTopic("t", config: TopicConfig(partitions: 1, compression: .none))
         }
+
+        func open() throws -> PartitionWriter {
+            try PartitionWriter(directory: data, topicPartition: FuzzRegressionTests.tp, config: try data.topicConfig("t"), fsync: .always, clock: ManualClock())
+        }
+
         func append(_ writer: PartitionWriter, _ i: Int) throws {
             let sealed = SealedBatches()
             sealed.seal([SimulatedCrashTests.record(2 * i, bytes: 40), SimulatedCrashTests.record(2 * i + 1, bytes: 40)], compression: .none, codec: LZ4Codec())
             try writer.append(sealed)
         }
+    }
+
+    @Test func aPublishedEndBeforeTheRecoveryPointsSegmentIsNotTrusted() throws {
+        let disk = try Disk(seed: 12)
+        let (fs, data, dir) = (disk.fs, disk.data, disk.dir)
+        func open() throws -> PartitionWriter { try disk.open() }
+        func append(_ writer: PartitionWriter, _ i: Int) throws { try disk.append(writer, i) }
         let first = try open()
         for i in 0..<3 { try append(first, i) }
         try first.close()
@@ -237,6 +253,28 @@ import KappaTesting
         #expect(again.nextOffset == Offset(8))
         let reader = try PartitionReader(directory: data, topicPartition: Self.tp)
         #expect(try reader.readAll(from: .zero).records.count == 8)
+    }
+
+    /// crash-trusted-end-below-rp-position: the published end (this boot) and the
+    /// recovery point in one segment, the end at a lower position (bytes after it that
+    /// the point says are durable). Recovery trusted the end and cut below the point.
+    /// Now the end is not trusted: nothing at or below the point is cut.
+    @Test func aPublishedEndBelowTheRecoveryPointsPositionCutsNothingBelowIt() throws {
+        let disk = try Disk(seed: 13)
+        let writer = try disk.open()
+        for i in 0..<3 { try disk.append(writer, i) }
+        try writer.close()
+        let path = SegmentFiles.logPath(disk.dir, .zero)
+        let log = try #require(disk.fs.contents(path))
+        let tail = try disk.fs.openFile(path, mode: .readWrite)
+        try [UInt8](repeating: 0xA5, count: 200).withUnsafeBytes { try tail.write($0, at: Int64(log.count)) }
+        try tail.sync()
+        let point = Int64(log.count + 100)
+        try FuzzRegressionTests.setRecoveryPoint(LogPoint(segmentBase: .zero, position: FilePosition(point), offset: Offset(6)), disk.fs, disk.data)
+        _ = try? disk.open()  // may refuse (damage below the point) or cut past it; never below
+        let after = try #require(disk.fs.contents(path))
+        #expect(after.count >= Int(point), "recovery cut segment 0 at \(after.count), below the recovery point's position \(point)")
+        #expect(Array(after.prefix(log.count)) == log)
     }
 }
 
