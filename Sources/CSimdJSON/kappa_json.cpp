@@ -21,7 +21,16 @@ struct step {
     bool is_index;
     size_t index;
     std::string key;
+    /// The key has no quote, backslash or control byte: comparing it with a document's
+    /// raw key bytes is exact (else only the unescaped key compares right).
+    bool raw_safe;
 };
+
+static bool is_raw_safe(std::string_view key) {
+    for (unsigned char c : key)
+        if (c == '"' || c == '\\' || c < 0x20) return false;
+    return true;
+}
 }
 
 struct kj_fields {
@@ -62,7 +71,7 @@ static bool compile(const char *path, std::vector<step> &out) {
                 if (s[j] < '0' || s[j] > '9') return false;
                 n = n * 10 + size_t(s[j] - '0');
             }
-            out.push_back(step{true, n, {}});
+            out.push_back(step{true, n, {}, true});
             i = close + 1;
             if (i < s.size() && s[i] == '.') i++;
             continue;
@@ -70,7 +79,7 @@ static bool compile(const char *path, std::vector<step> &out) {
         size_t end = i;
         while (end < s.size() && s[end] != '.' && s[end] != '[') end++;
         if (end == i) return false;
-        out.push_back(step{false, 0, std::string(s.substr(i, end - i))});
+        out.push_back(step{false, 0, std::string(s.substr(i, end - i)), is_raw_safe(s.substr(i, end - i))});
         i = end;
         if (i < s.size() && s[i] == '.') i++;
     }
@@ -95,8 +104,7 @@ extern "C" kj_fields *kj_fields_create(const char *const *paths, size_t count) {
         // ("a\":{\"b" matched inside {"a":{"b":1}}, fuzz-json). The DOM parser compares
         // unescaped keys.
         for (const auto &st : f->paths[i])
-            for (unsigned char c : st.key)
-                if (c == '"' || c == '\\' || c < 0x20) f->one_pass = false;
+            if (!st.raw_safe) f->one_pass = false;
         for (size_t j = 0; j < i && f->one_pass; j++)
             if (f->paths[j][0].key == f->paths[i][0].key) f->one_pass = false;
     }
@@ -111,7 +119,7 @@ extern "C" kj_fields *kj_fields_create(const char *const *paths, size_t count) {
 
 extern "C" void kj_fields_destroy(kj_fields *fields) { delete fields; }
 
-static int find_key(ondemand::object &o, const std::string &key, ondemand::value &out);
+static int find_key(ondemand::object &o, const step &s, ondemand::value &out);
 
 // The rare path: a non-integer number's exact digits. The DOM keeps only a double, so
 // walk the same path with the on-demand parser, whose raw token points into the input.
@@ -130,7 +138,7 @@ static void raw_number(kj_parser *parser, const std::vector<step> &path, const u
             ondemand::object obj;
             if ((first ? doc.get_object() : cur.get_object()).get(obj)) return;
             ondemand::value found;
-            if (find_key(obj, s.key, found) != 0) return;
+            if (find_key(obj, s, found) != 0) return;
             next = std::move(found);
         }
         first = false;
@@ -291,32 +299,30 @@ static bool has_escape(const char *raw) {
     return false;
 }
 
-// Whether a field's key is `key`: raw when it has no escape, else unescaped, as the DOM
-// parser compares (simdjson's on-demand lookups compare raw: a key written
-// "user\u005fid" was a different field to the jobs than to produce, fuzz-json). Sets
-// `error` when the key does not unescape.
-static bool key_is(ondemand::field &field, const std::string &key, int &error) {
+// Whether a field's key is the step's: raw when neither side needs unescaping, else
+// unescaped, as the DOM parser compares (simdjson's on-demand lookups compare raw: a key
+// written "user\u005fid" was a different field to the jobs than to produce, and a wanted
+// key holding a quote matched other bytes, fuzz-json). Sets `error` when the key does
+// not unescape.
+static bool key_is(ondemand::field &field, const step &s, int &error) {
     ondemand::raw_json_string raw = field.key();
-    // Raw is exact only when neither side needs unescaping: a wanted key holding a quote
-    // or a backslash would match other bytes raw (the strict path's digits walk meets such
-    // keys; the lazy path hands them to the DOM parser).
-    if (!has_escape(raw.raw()) && key.find_first_of("\"\\") == std::string::npos) return raw.unsafe_is_equal(key);
+    if (s.raw_safe && !has_escape(raw.raw())) return raw.unsafe_is_equal(s.key);
     std::string_view unescaped;
     if (auto e = field.unescaped_key().get(unescaped)) {
         error = int(e);
         return false;
     }
-    return unescaped == key;
+    return unescaped == s.key;
 }
 
-// The value of the first field `key` of `o`; 0, ABSENT, or the error of a malformed
-// document.
-static int find_key(ondemand::object &o, const std::string &key, ondemand::value &out) {
+// The value of the first field of `o` named by step `s`; 0, ABSENT, or the error of a
+// malformed document.
+static int find_key(ondemand::object &o, const step &s, ondemand::value &out) {
     for (auto f : o) {
         ondemand::field field;
         if (auto e = std::move(f).get(field)) return int(e);
         int error = 0;
-        bool match = key_is(field, key, error);
+        bool match = key_is(field, s, error);
         if (error != 0) return error;
         if (match) {
             out = field.value();
@@ -349,7 +355,7 @@ static int descend(ondemand::value &cur, const std::vector<step> &path) {
             ondemand::object o;
             if (auto e = cur.get_object().get(o)) return e == INCORRECT_TYPE ? ABSENT : int(e);
             ondemand::value next;
-            if (int found = find_key(o, s.key, next)) return found;
+            if (int found = find_key(o, s, next)) return found;
             cur = next;
         }
     }
