@@ -58,20 +58,7 @@ public struct TimestampNanos: RawRepresentable, Hashable, Comparable, Sendable, 
         }
         let magnitude = rawValue.magnitude
         n += writeDigits(magnitude / UInt64(Self.nanosPerSecond), into: p + n)
-        var fraction = magnitude % UInt64(Self.nanosPerSecond)
-        guard fraction != 0 else { return n }
-        (p + n).storeBytes(of: UInt8(ascii: "."), as: UInt8.self)
-        n += 1
-        var digits = 9
-        while fraction % 10 == 0 {
-            fraction /= 10
-            digits -= 1
-        }
-        for i in stride(from: digits - 1, through: 0, by: -1) {
-            (p + n + i).storeBytes(of: UInt8(ascii: "0") + UInt8(fraction % 10), as: UInt8.self)
-            fraction /= 10
-        }
-        return n + digits
+        return n + writeNinthsFraction(magnitude % UInt64(Self.nanosPerSecond), into: p + n)
     }
 
     /// Appends `decimalSeconds` as UTF-8.
@@ -98,6 +85,27 @@ public func writeDigits(_ value: UInt64, into p: UnsafeMutableRawPointer) -> Int
         v /= 10
     }
     return count
+}
+
+/// Writes `fraction` billionths (0 ..< 1_000_000_000) as a decimal fraction without
+/// trailing zeros — ".9594001" — at `p` (at most 10 bytes); nothing when it is 0.
+/// Returns the bytes written. Shared by times (nanoseconds) and Decimal9 values.
+@inlinable
+public func writeNinthsFraction(_ fraction: UInt64, into p: UnsafeMutableRawPointer) -> Int {
+    guard fraction != 0 else { return 0 }
+    precondition(fraction < 1_000_000_000)
+    p.storeBytes(of: UInt8(ascii: "."), as: UInt8.self)
+    var f = fraction
+    var digits = 9
+    while f % 10 == 0 {
+        f /= 10
+        digits -= 1
+    }
+    for i in stride(from: digits, through: 1, by: -1) {
+        (p + i).storeBytes(of: UInt8(ascii: "0") + UInt8(f % 10), as: UInt8.self)
+        f /= 10
+    }
+    return digits + 1
 }
 
 /// Writes a signed decimal integer at `p` (at most 20 bytes); returns how many.

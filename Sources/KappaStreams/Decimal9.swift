@@ -60,7 +60,7 @@ public struct Decimal9: Hashable, Comparable, Sendable, CustomStringConvertible 
         let m = raw.magnitude
         let scale = UInt128(Self.scale)
         let whole = m / scale
-        var frac = m % scale
+        let frac = m % scale
         if whole <= UInt128(UInt64.max) {  // every realistic value: 64-bit arithmetic
             n += writeDigits(UInt64(whole), into: p + n)
         } else {
@@ -77,19 +77,7 @@ public struct Decimal9: Hashable, Comparable, Sendable, CustomStringConvertible 
             }
             n += digits
         }
-        guard frac != 0 else { return n }
-        (p + n).storeBytes(of: UInt8(ascii: "."), as: UInt8.self)
-        n += 1
-        var width = 9
-        while frac % 10 == 0 {
-            frac /= 10
-            width -= 1
-        }
-        for i in stride(from: width - 1, through: 0, by: -1) {
-            (p + n + i).storeBytes(of: UInt8(ascii: "0") + UInt8(frac % 10), as: UInt8.self)
-            frac /= 10
-        }
-        return n + width
+        return n + writeNinthsFraction(UInt64(frac), into: p + n)
     }
 
     public func append(to out: inout [UInt8]) {
