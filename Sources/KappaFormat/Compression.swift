@@ -30,13 +30,28 @@ public enum CompressionCodec: Int16, Sendable, CaseIterable, CustomStringConvert
     }
 }
 
-/// LZ4 in the LZ4 *frame* format, as Kafka's codec 3 reads it: independent blocks of up
-/// to 1 MiB (so a 512 KiB batch is one block), no block or content checksums (the batch CRC-32C covers the compressed bytes),
-/// no content size. Holds liblz4 contexts, so one `LZ4Codec` per thread; reuse it.
+/// LZ4 in the LZ4 *frame* format, as Kafka's codec 3 reads it: independent blocks of
+/// 64 KiB (what Kafka's own Java producer writes), no block or content checksums (the
+/// batch CRC-32C covers the compressed bytes), no content size. Holds liblz4 contexts,
+/// so one `LZ4Codec` per thread; reuse it.
+///
+/// **Why 64 KiB blocks.** A block can be inflated alone, so one record of a batch costs
+/// the inflate of one 64 KiB block, not of the whole batch (`inflatePrefix`; the user
+/// history reads single records this way). The price, measured on 1M Rebu app events
+/// with `lz4 -1 -BI`: 11 % more compressed bytes than 1 MiB blocks (each block starts
+/// without history); 256 KiB blocks cost 1.6 % but inflate four times as much per record.
+///
+/// **Block map.** `decompress` feeds liblz4 one block at a time and records where each
+/// block lies in the frame and in the inflated bytes (`blocks`), so a reader of the
+/// inflated records can say which block holds a record.
 public final class LZ4Codec {
     private var cctx: OpaquePointer?
     private var dctx: OpaquePointer?
     private var preferences = LZ4F_preferences_t()
+    /// The blocks of the frame the last `decompress` inflated, in order; empty when that
+    /// frame's blocks are not independent, carry checksums, or did not parse as expected
+    /// (liblz4 decoded it all the same: only the map is missing).
+    public private(set) var blocks: [LZ4Block] = []
 
     public init() {
         var c: OpaquePointer?
@@ -46,7 +61,7 @@ public final class LZ4Codec {
         precondition(LZ4F_isError(LZ4F_createDecompressionContext(&d, version)) == 0, "LZ4F_createDecompressionContext")
         cctx = c
         dctx = d
-        preferences.frameInfo.blockSizeID = LZ4F_max1MB
+        preferences.frameInfo.blockSizeID = LZ4F_max64KB
         preferences.frameInfo.blockMode = LZ4F_blockIndependent
         preferences.frameInfo.contentChecksumFlag = LZ4F_noContentChecksum
         preferences.frameInfo.blockChecksumFlag = LZ4F_noBlockChecksum
@@ -84,36 +99,158 @@ public final class LZ4Codec {
 
     /// Inflates one complete LZ4 frame into `out` (replacing its content), refusing to
     /// grow past `limit` bytes. Returns nil and a reason when the frame is malformed.
+    /// Fills `blocks` (see there).
     public func decompress(_ source: UnsafeRawBufferPointer, into out: ByteWriter, limit: Int) -> String? {
         out.removeAll()
+        blocks.removeAll(keepingCapacity: true)
         guard let src = source.baseAddress, source.count > 0 else { return "empty LZ4 frame" }
+        // Feed the frame header, then one block per call while the layout is the simple
+        // one (independent blocks, no block checksums), recording each block; past
+        // anything else, feed the rest at once and keep no map.
+        let frame = LZ4FrameHeader(source)
+        var mapping = frame?.mappable ?? false  // feeding one block per call
+        var mapped = mapping  // the map holds so far
+        let blockMax = frame?.blockMax ?? (64 << 10)
         var consumed = 0
         while true {
-            if out.capacity - out.count < 64 << 10 {
+            let room = mapping ? max(blockMax, 64 << 10) : 64 << 10
+            if out.capacity - out.count < room {
                 guard out.capacity < limit else {
                     LZ4F_resetDecompressionContext(dctx)
+                    blocks.removeAll()
                     return "inflated records exceed \(limit) bytes"
                 }
-                out.reserve(min(out.capacity, limit - out.count))
+                out.reserve(min(max(out.capacity, room), limit - out.count))
+            }
+            var feed = source.count - consumed
+            var block: LZ4Block?
+            if mapping, let frame {
+                if consumed == 0 {
+                    feed = frame.bytes
+                } else if let size = LZ4Block.sizeField(source, at: consumed), size != 0 {
+                    let bytes = 4 + Int(size & LZ4Block.sizeMask)
+                    if bytes <= feed, out.capacity - out.count >= blockMax {
+                        feed = bytes
+                        block = LZ4Block(frameOffset: UInt32(consumed), sizeField: size, inflatedStart: out.count)
+                    } else {
+                        mapping = false
+                        mapped = false
+                    }
+                } else {
+                    mapping = false  // the end mark (or a torn size): the rest at once
+                }
             }
             var dstSize = out.capacity - out.count
-            var srcSize = source.count - consumed
+            var srcSize = feed
             let hint = LZ4F_decompress(dctx, out.base + out.count, &dstSize, src + consumed, &srcSize, nil)
             if LZ4F_isError(hint) != 0 {
                 LZ4F_resetDecompressionContext(dctx)
+                blocks.removeAll()
                 return "LZ4: " + String(cString: LZ4F_getErrorName(hint))
+            }
+            if let block {
+                // The map holds only if liblz4 took the whole block and held nothing back.
+                if srcSize == feed {
+                    blocks.append(block)
+                } else {
+                    mapping = false
+                    mapped = false
+                }
             }
             out.count += dstSize
             consumed += srcSize
             if hint == 0 {
+                if !mapped { blocks.removeAll() }
                 guard consumed == source.count else { return "\(source.count - consumed) bytes after the LZ4 frame" }
                 out.reserve(Self.trailingSlackBytes)
                 return nil
             }
             if consumed == source.count && dstSize == 0 {
                 LZ4F_resetDecompressionContext(dctx)
+                blocks.removeAll()
                 return "truncated LZ4 frame"
             }
         }
+    }
+
+    /// Inflates the first `count` bytes of one block of an independent-block frame
+    /// (`block`: its 4-byte size field and its data) into `out` (replacing its content);
+    /// false when the block does not hold that many bytes or does not decode. liblz4
+    /// stops decoding once it has `count` bytes, so a record near a block's start costs
+    /// little. The caller checks what it gets (a CRC): this only promises not to read or
+    /// write out of bounds.
+    public static func inflatePrefix(ofBlock block: UnsafeRawBufferPointer, count: Int, into out: ByteWriter) -> Bool {
+        out.removeAll()
+        guard count > 0, let size = LZ4Block.sizeField(block, at: 0), size != 0 else { return false }
+        let dataBytes = Int(size & LZ4Block.sizeMask)
+        guard block.count == 4 + dataBytes, let src = block.baseAddress else { return false }
+        out.reserve(count + trailingSlackBytes)
+        if size & LZ4Block.uncompressedFlag != 0 {
+            guard dataBytes >= count else { return false }
+            out.append(UnsafeRawBufferPointer(start: src + 4, count: count))
+            return true
+        }
+        guard dataBytes <= Int(Int32.max), count <= Int(Int32.max) else { return false }
+        let n = LZ4_decompress_safe_partial((src + 4).assumingMemoryBound(to: CChar.self), UnsafeMutableRawPointer(out.base).assumingMemoryBound(to: CChar.self),
+                                            Int32(dataBytes), Int32(count), Int32(count))
+        guard n == Int32(count) else { return false }
+        out.count = count
+        return true
+    }
+}
+
+/// One block of an LZ4 frame, as `LZ4Codec.decompress` met it.
+public struct LZ4Block: Equatable, Sendable {
+    /// Where its 4-byte size field starts, from the frame's first byte.
+    public var frameOffset: UInt32
+    /// The size field as stored: the data's length, the high bit set for a block stored
+    /// uncompressed.
+    public var sizeField: UInt32
+    /// Where its bytes start in the inflated output.
+    public var inflatedStart: Int
+
+    public init(frameOffset: UInt32, sizeField: UInt32, inflatedStart: Int) {
+        self.frameOffset = frameOffset
+        self.sizeField = sizeField
+        self.inflatedStart = inflatedStart
+    }
+
+    /// The block's bytes in the frame: size field and data.
+    public var frameBytes: Int { 4 + Int(sizeField & Self.sizeMask) }
+
+    public static let uncompressedFlag: UInt32 = 1 << 31
+    public static let sizeMask: UInt32 = ~uncompressedFlag
+
+    static func sizeField(_ p: UnsafeRawBufferPointer, at i: Int) -> UInt32? {
+        guard i >= 0, p.count - i >= 4 else { return nil }
+        return UInt32(littleEndian: p.loadUnaligned(fromByteOffset: i, as: UInt32.self))
+    }
+}
+
+/// The fields of an LZ4 frame header that say how its blocks lie (the LZ4 frame format,
+/// section "Frame Descriptor"); liblz4 checks the header itself when it decodes.
+struct LZ4FrameHeader {
+    /// The header's length: magic, FLG, BD, optional content size and dictionary id, HC.
+    let bytes: Int
+    let blockMax: Int
+    /// Independent blocks without block checksums or a dictionary: each block can be
+    /// inflated alone from its own bytes.
+    let mappable: Bool
+
+    init?(_ frame: UnsafeRawBufferPointer) {
+        guard frame.count >= 7, frame.loadUnaligned(as: UInt32.self) == UInt32(0x184D_2204).littleEndian else { return nil }
+        let flg = frame[4], bd = frame[5]
+        guard flg >> 6 == 1 else { return nil }  // version 01
+        let contentSize = flg & 0x08 != 0, dictionary = flg & 0x01 != 0
+        bytes = 7 + (contentSize ? 8 : 0) + (dictionary ? 4 : 0)
+        switch (bd >> 4) & 7 {
+        case 4: blockMax = 64 << 10
+        case 5: blockMax = 256 << 10
+        case 6: blockMax = 1 << 20
+        case 7: blockMax = 4 << 20
+        default: return nil
+        }
+        let independent = flg & 0x20 != 0, blockChecksum = flg & 0x10 != 0
+        mappable = independent && !blockChecksum && !dictionary && frame.count >= bytes
     }
 }

@@ -144,6 +144,11 @@ public struct RecordIterator {
     var remaining: Int32
     let header: RecordBatchHeader
 
+    /// The records' bytes (inflated, for a compressed batch) and how far the iteration
+    /// is: the next record starts at `records + bytesRead`.
+    public var records: UnsafeRawPointer { base }
+    public var bytesRead: Int { position }
+
     public mutating func next() throws(BatchDecodeError) -> RecordView? {
         guard remaining > 0 else {
             guard position == end else { throw BatchDecodeError("\(end - position) bytes after the last record") }
@@ -219,6 +224,18 @@ public struct RecordIterator {
 }
 
 public enum RecordBatchDecoder {
+    /// One record's bytes (from its length varint to its last header), decoded alone as
+    /// a record of the batch `header` describes; throws unless they are exactly one whole
+    /// record. For readers that located a record without walking the batch.
+    public static func record(_ bytes: UnsafeRawBufferPointer, header: RecordBatchHeader) throws(BatchDecodeError) -> RecordView {
+        guard let base = bytes.baseAddress else { throw BatchDecodeError("empty record") }
+        var iterator = RecordIterator(base: base, end: bytes.count, remaining: 1, header: header)
+        guard let record = try iterator.next(), iterator.position == bytes.count else {
+            throw BatchDecodeError("not one whole record")
+        }
+        return record
+    }
+
     /// The records of a framed, CRC-checked batch. A compressed batch is inflated into
     /// `scratch`, which must outlive the iterator.
     public static func records(of batch: UnsafeRawBufferPointer, header: RecordBatchHeader, codec: LZ4Codec, scratch: ByteWriter) throws(BatchDecodeError) -> RecordIterator {

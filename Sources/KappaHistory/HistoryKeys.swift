@@ -7,7 +7,10 @@ import KappaLog
 ///
 /// ```
 /// entry     key   'e' | user length u16 | user bytes | time u64 | topic bytes | 0x00 | partition u32 | offset u64
-///           value segment base i64 | batch position i64 | CRC-32C u32 (of the key and the 16 bytes before it)
+///           value segment base i64 | batch position i64 | [locator] | CRC-32C u32 (of the key and the value before it)
+///           locator (optional; rows written before it existed, and records that cannot
+///           be located, have none): block start u32 | block size field u32 |
+///           in block u32 | record length u32 | record CRC-32C u32 (`RecordLocator`)
 /// progress  key   'p' | topic bytes | 0x00 | partition u32
 ///           value next offset i64 | last batch base i64 | last batch CRC u32 | CRC-32C u32 (of key and value)
 /// meta      key   'm'
@@ -22,8 +25,9 @@ import KappaLog
 /// independent of when or in which order records were indexed.
 ///
 /// The entry value locates the record's batch (`BatchLocation`, a hint the fetcher
-/// checks); the CRC covers the key too, so a row whose bytes changed on disk is detected
-/// when read, never served.
+/// checks) and, when it can, the record inside it (`RecordLocator`: the fetcher then
+/// reads and inflates one block instead of the batch); the CRC covers the key too, so a
+/// row whose bytes changed on disk is detected when read, never served.
 enum HistoryKeys {
     static let entryTag: UInt8 = 0x65  // 'e'
     static let progressTag: UInt8 = 0x70  // 'p'
@@ -39,8 +43,11 @@ enum HistoryKeys {
 
     static let entryValueSegmentOffset = 0
     static let entryValuePositionOffset = entryValueSegmentOffset + 8
-    static let entryValueCRCOffset = entryValuePositionOffset + 8
-    static let entryValueBytes = entryValueCRCOffset + 4
+    static let entryValueLocatorOffset = entryValuePositionOffset + 8
+    static let locatorBytes = 5 * 4
+    /// A value without a locator.
+    static let entryValueBytes = entryValueLocatorOffset + 4
+    static let entryValueLocatedBytes = entryValueLocatorOffset + locatorBytes + 4
 
     static let progressNextOffset = 0
     static let progressBatchBaseOffset = progressNextOffset + 8
@@ -76,13 +83,21 @@ enum HistoryKeys {
 
     /// Appends an entry's key and then its value to `out`; returns the key's length.
     @inline(__always)
-    static func appendEntry(user: UnsafeRawBufferPointer, position: EntryPosition, location: BatchLocation, into out: ByteWriter) -> Int {
+    static func appendEntry(user: UnsafeRawBufferPointer, position: EntryPosition, location: BatchLocation, locator: RecordLocator? = nil,
+                            into out: ByteWriter) -> Int {
         let start = out.count
         userPrefix(user, into: out)
         appendPosition(position, into: out)
         let keyBytes = out.count - start
         out.appendBigEndian(location.segmentBase.rawValue)
         out.appendBigEndian(location.position.rawValue)
+        if let l = locator {
+            out.appendBigEndian(l.blockStart)
+            out.appendBigEndian(l.blockSizeField)
+            out.appendBigEndian(l.inBlock)
+            out.appendBigEndian(l.length)
+            out.appendBigEndian(l.crc)
+        }
         let crc = CRC32C.checksum(UnsafeRawBufferPointer(start: out.base + start, count: out.count - start))
         out.appendBigEndian(crc)
         return keyBytes
@@ -99,11 +114,12 @@ enum HistoryKeys {
 
     /// Reads an entry row; nil when its bytes do not hold together (a CRC that does not
     /// match, lengths that do not add up): damage, which the caller reports.
-    static func decodeEntry(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> (EntryPosition, BatchLocation)? {
-        guard value.count == entryValueBytes, key.count > 3, key[0] == entryTag else { return nil }
+    static func decodeEntry(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> EntryRow? {
+        guard value.count == entryValueBytes || value.count == entryValueLocatedBytes, key.count > 3, key[0] == entryTag else { return nil }
+        let crcOffset = value.count - 4
         var crc = CRC32C.checksum(key)
-        crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: value[..<entryValueCRCOffset]), continuing: crc)
-        guard crc == value.loadBigEndian(at: entryValueCRCOffset, as: UInt32.self) else { return nil }
+        crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: value[..<crcOffset]), continuing: crc)
+        guard crc == value.loadBigEndian(at: crcOffset, as: UInt32.self) else { return nil }
         let userCount = Int(key.loadBigEndian(at: 1, as: UInt16.self))
         var i = 3 + userCount
         guard key.count > i + timeBytes + 1 + partitionBytes + offsetBytes else { return nil }
@@ -116,7 +132,14 @@ enum HistoryKeys {
         let offset = Offset(Int64(bitPattern: key.loadBigEndian(at: i + partitionBytes, as: UInt64.self)))
         let location = BatchLocation(segmentBase: Offset(value.loadBigEndian(at: entryValueSegmentOffset, as: Int64.self)),
                                      position: FilePosition(value.loadBigEndian(at: entryValuePositionOffset, as: Int64.self)))
-        return (EntryPosition(time: time, topic: topic, partition: partition, offset: offset), location)
+        var locator: RecordLocator?
+        if value.count == entryValueLocatedBytes {
+            let l = entryValueLocatorOffset
+            locator = RecordLocator(blockStart: value.loadBigEndian(at: l, as: UInt32.self), blockSizeField: value.loadBigEndian(at: l + 4, as: UInt32.self),
+                                    inBlock: value.loadBigEndian(at: l + 8, as: UInt32.self), length: value.loadBigEndian(at: l + 12, as: UInt32.self),
+                                    crc: value.loadBigEndian(at: l + 16, as: UInt32.self))
+        }
+        return EntryRow(position: EntryPosition(time: time, topic: topic, partition: partition, offset: offset), location: location, locator: locator)
     }
 
     // MARK: - Progress rows
@@ -158,6 +181,14 @@ enum HistoryKeys {
 
     /// The first key after every progress row ('p' + 1).
     static let progressEnd: [UInt8] = [progressTag + 1]
+}
+
+/// One entry row read back: where it sorts, where its record's batch is, and where the
+/// record is inside it (when the row says).
+struct EntryRow: Equatable {
+    var position: EntryPosition
+    var location: BatchLocation
+    var locator: RecordLocator?
 }
 
 /// An entry's place in a user's history: the order of pages.

@@ -120,8 +120,10 @@ extension UserHistory {
             guard let base = reader.currentSegmentBase else { break }
             let location = BatchLocation(segmentBase: base, position: records.position)
             let compressed = (records.header.compression ?? .none) != .none
-            while let r = try records.next() {
-                add(r, tp, location, validate: records.fromKafkaClient, padded: compressed)
+            var locating = RecordLocating(records, codec: indexer.codec)
+            while let (r, start, bytes) = try records.nextWithBytes() {
+                add(r, tp, location, locate: { locating?.locator(start: start, bytes: bytes) },
+                    validate: records.fromKafkaClient, padded: compressed)
                 read += 1
             }
             p.nextOffset = records.header.nextOffset
@@ -135,7 +137,7 @@ extension UserHistory {
         return read
     }
 
-    private func add(_ r: RecordView, _ tp: TopicPartition, _ location: BatchLocation, validate: Bool, padded: Bool) {
+    private func add(_ r: RecordView, _ tp: TopicPartition, _ location: BatchLocation, locate: () -> RecordLocator?, validate: Bool, padded: Bool) {
         switch indexer.fields.read(value: r.value, timestamp: r.timestamp, validate: validate, isPadded: padded) {
         case .notJSON:
             indexer.counts.notJSON += 1
@@ -147,7 +149,7 @@ extension UserHistory {
             let rows = indexer.rows
             let start = rows.bytes.count
             let position = EntryPosition(time: time, topic: tp.topic, partition: tp.partition, offset: r.offset)
-            let keyCount = HistoryKeys.appendEntry(user: user, position: position, location: location, into: rows.bytes)
+            let keyCount = HistoryKeys.appendEntry(user: user, position: position, location: location, locator: locate(), into: rows.bytes)
             rows.appended(from: start, keyCount: keyCount)
         }
     }

@@ -114,23 +114,23 @@ extension UserHistory {
         var rowsLeft = limit * 100
         while page.entries.count < limit, rowsLeft > 0 {
             let want = min(limit - page.entries.count, rowsLeft)
-            var rows: [(EntryPosition, BatchLocation)] = []
+            var rows: [EntryRow] = []
             var damaged: [UInt8]?
             try snapshot.scan(from: lower, inclusive: inclusive, below: range.upper, limit: want) { k, v in
                 if let row = HistoryKeys.decodeEntry(key: k, value: v) { rows.append(row) } else if damaged == nil { damaged = Array(k) }
             }
             if let damaged { throw damage("entry row \(damaged.prefix(64)) does not check out (CRC or layout)") }
-            for (position, location) in rows {
-                if let entry = try fetch(position, location, user: user, context: context) {
+            for row in rows {
+                if let entry = try fetch(row, user: user, context: context) {
                     page.entries.append(entry)
                 } else {
                     page.skippedGone += 1
                 }
-                page.cursor = HistoryCursor.encode(position)
+                page.cursor = HistoryCursor.encode(row.position)
             }
             rowsLeft -= rows.count
             guard rows.count == want, let last = rows.last else { return page }
-            lower = range.prefix + HistoryKeys.positionBytes(last.0)
+            lower = range.prefix + HistoryKeys.positionBytes(last.position)
             inclusive = false
         }
         page.hasMore = true
@@ -138,12 +138,12 @@ extension UserHistory {
     }
 
     /// The entry's record, checked against the entry; nil when the log no longer holds it.
-    private func fetch(_ position: EntryPosition, _ location: BatchLocation, user: [UInt8],
-                       context: QueryContext) throws(KappaError) -> HistoryPage.Entry? {
+    private func fetch(_ row: EntryRow, user: [UInt8], context: QueryContext) throws(KappaError) -> HistoryPage.Entry? {
+        let position = row.position
         let tp = TopicPartition(position.topic, position.partition)
         let record: FetchedRecord?
         do {
-            record = try context.fetcher.record(tp, at: position.offset, hint: location)
+            record = try context.fetcher.record(tp, at: position.offset, hint: row.location, locator: row.locator)
         } catch where error.code == .notFound || error.code == .offsetOutOfRange {
             return nil  // the topic was deleted (the next catch-up rebuilds) or retention ran
         }

@@ -15,6 +15,9 @@ public struct BatchRecords {
     /// The batch was appended by a Kafka client through `kappa serve`
     /// (`TopicConfig.cameFromKafkaClient`): its values were not validated as JSON.
     public let fromKafkaClient: Bool
+    /// The batch's header as stored (`RecordBatchLayout.headerBytes`), valid while the
+    /// records are.
+    public let headerBytes: UnsafeRawBufferPointer
     @usableFromInline var iterator: RecordIterator
     @usableFromInline let from: Offset
 
@@ -26,6 +29,25 @@ public struct BatchRecords {
                 if record.offset >= from { return record }
             }
             return nil
+        } catch {
+            throw failure("undecodable batch: \(error.message)")
+        }
+    }
+
+    /// Like `next()`, with the record's whole bytes (length varint to last header) where
+    /// they lie in the records section (inflated, for a compressed batch): for indexes
+    /// that locate single records.
+    @inlinable
+    public mutating func nextWithBytes() throws(KappaError) -> (RecordView, start: Int, bytes: UnsafeRawBufferPointer)? {
+        do throws(BatchDecodeError) {
+            while true {
+                let start = iterator.bytesRead
+                guard let record = try iterator.next() else { return nil }
+                if record.offset >= from {
+                    let bytes = UnsafeRawBufferPointer(start: iterator.records + start, count: iterator.bytesRead - start)
+                    return (record, start, bytes)
+                }
+            }
         } catch {
             throw failure("undecodable batch: \(error.message)")
         }
@@ -48,7 +70,9 @@ extension PartitionReader {
             do throws(BatchDecodeError) {
                 let iterator = try RecordBatchDecoder.records(of: batch.bytes, header: batch.header, codec: codec, scratch: scratch)
                 return BatchRecords(header: batch.header, topicPartition: topicPartition, path: currentPath, position: batch.position,
-                                    fromKafkaClient: TopicConfig.cameFromKafkaClient(batch.bytes), iterator: iterator, from: from)
+                                    fromKafkaClient: TopicConfig.cameFromKafkaClient(batch.bytes),
+                                    headerBytes: UnsafeRawBufferPointer(rebasing: batch.bytes[..<RecordBatchLayout.headerBytes]),
+                                    iterator: iterator, from: from)
             } catch {
                 throw KappaError(.corruptData, "undecodable batch: \(error.message)", topicPartition: topicPartition,
                                  offset: batch.header.baseOffset, path: currentPath, position: batch.position)

@@ -74,6 +74,13 @@ public final class RecordFetcher {
     private let codec = LZ4Codec()
     private let scratch = ByteWriter(capacity: 1 << 20)
     private var decoded: [DecodedBatch] = []
+    /// Records returned by the located path (the rest read whole batches): for tests and
+    /// profiles.
+    public private(set) var locatedReads = 0
+    /// The located path's buffers: a batch header, a block as stored, its inflated prefix.
+    private let locatedHeader = ByteWriter(capacity: RecordBatchLayout.headerBytes)
+    private let locatedBlock = ByteWriter(capacity: 1 << 16)
+    private let locatedRecord = ByteWriter(capacity: 1 << 16)
     private let batchesMax: Int
 
     private struct SegmentKey: Hashable {
@@ -102,7 +109,10 @@ public final class RecordFetcher {
     /// The record at `offset` of `topicPartition`, or nil when the log does not hold it
     /// (below the log start, or past the visible end). Throws for damage (as readers do)
     /// and for a partition that does not exist.
-    public func record(_ topicPartition: TopicPartition, at offset: Offset, hint: BatchLocation?) throws(KappaError) -> FetchedRecord? {
+    /// With a `locator` as well, only the batch header and the record's block are read.
+    public func record(_ topicPartition: TopicPartition, at offset: Offset, hint: BatchLocation?,
+                       locator: RecordLocator? = nil) throws(KappaError) -> FetchedRecord? {
+        if let hint, let locator, let found = try viaLocator(topicPartition, offset, hint, locator) { return found }
         if let hint, let found = try viaHint(topicPartition, offset, hint) { return found }
         return try viaReader(topicPartition, offset)
     }
@@ -114,6 +124,60 @@ public final class RecordFetcher {
         fileUse.removeAll()
         readers.removeAll()
         readerUse.removeAll()
+    }
+
+    // MARK: - The located path
+
+    /// Reads the batch header at `hint` and the record's bytes (for an LZ4 batch, its
+    /// block, inflated only up to the record's end), and returns the record when the
+    /// locator's CRC-32C matches the header and those bytes and the record is the one at
+    /// `offset`; nil (the caller falls back to the whole batch) otherwise.
+    private func viaLocator(_ tp: TopicPartition, _ offset: Offset, _ hint: BatchLocation, _ locator: RecordLocator) throws(KappaError) -> FetchedRecord? {
+        // A decoded batch already cached is cheaper still.
+        if let i = decoded.firstIndex(where: { $0.topicPartition == tp && $0.location == hint }) {
+            tick += 1
+            decoded[i].lastUse = tick
+            return decoded[i].record(offset)
+        }
+        guard let file = try segmentFile(SegmentKey(topicPartition: tp, base: hint.segmentBase)) else { return nil }
+        let headerBytes = RecordBatchLayout.headerBytes
+        let header = locatedHeader
+        header.removeAll()
+        header.reserve(headerBytes)
+        guard try file.read(into: header.base, count: headerBytes, at: hint.position.rawValue) == headerBytes else { return nil }
+        header.count = headerBytes
+        guard case .batch(let h)? = try? RecordBatchFramer.frame(header.bytes, headerOnly: true), !h.isControl,
+              h.baseOffset <= offset, offset < h.nextOffset else { return nil }
+        let sectionBytes = h.totalBytes - headerBytes
+        let recordsAt = hint.position.rawValue + Int64(headerBytes)
+        let length = Int(locator.length), inBlock = Int(locator.inBlock), blockStart = Int(locator.blockStart)
+        let block = locatedBlock
+        let bytes: UnsafeRawBufferPointer
+        switch h.compression {
+        case .none?:
+            guard locator.blockSizeField == 0, blockStart + length <= sectionBytes else { return nil }
+            block.removeAll()
+            block.reserve(length)
+            guard try file.read(into: block.base, count: length, at: recordsAt + Int64(blockStart)) == length else { return nil }
+            block.count = length
+            bytes = block.bytes
+        case .lz4?:
+            let blockBytes = 4 + Int(locator.blockSizeField & LZ4Block.sizeMask)
+            guard locator.blockSizeField != 0, blockStart + blockBytes <= sectionBytes else { return nil }
+            block.removeAll()
+            block.reserve(blockBytes)
+            guard try file.read(into: block.base, count: blockBytes, at: recordsAt + Int64(blockStart)) == blockBytes,
+                  block.base.loadUnaligned(as: UInt32.self) == locator.blockSizeField.littleEndian else { return nil }
+            block.count = blockBytes
+            guard LZ4Codec.inflatePrefix(ofBlock: block.bytes, count: inBlock + length, into: locatedRecord) else { return nil }
+            bytes = UnsafeRawBufferPointer(rebasing: locatedRecord.bytes[inBlock...])
+        default:
+            return nil
+        }
+        guard RecordLocator.checksum(header: header.bytes, record: bytes) == locator.crc,
+              let r = try? RecordBatchDecoder.record(bytes, header: h), r.offset == offset else { return nil }
+        locatedReads += 1
+        return Self.copy(r, fromKafka: TopicConfig.cameFromKafkaClient(header.bytes), location: hint)
     }
 
     // MARK: - The hinted path

@@ -33,24 +33,28 @@ import KappaTesting
             #expect(!ka.lexicographicallyPrecedes(range.lower) && ka.lexicographicallyPrecedes(range.upper))
             #expect(!Self.key("users", a).lexicographicallyPrecedes(range.upper) || Self.key("users", a).lexicographicallyPrecedes(range.lower))
         }
-        let out = ByteWriter()
         let p = EntryPosition(time: TimestampNanos(-5), topic: "t", partition: 3, offset: Offset(77))
         let location = BatchLocation(segmentBase: Offset(64), position: FilePosition(4096))
-        let keyCount = Array("ué".utf8).withUnsafeBytes { HistoryKeys.appendEntry(user: $0, position: p, location: location, into: out) }
-        let row = Array(out.bytes)
-        row.withUnsafeBytes { b in
-            let decoded = HistoryKeys.decodeEntry(key: UnsafeRawBufferPointer(rebasing: b[..<keyCount]), value: UnsafeRawBufferPointer(rebasing: b[keyCount...]))
-            #expect(decoded?.0 == p && decoded?.1 == location)
-        }
-        // Any single flipped bit in key or value is caught by the row's CRC.
-        for bit in 0..<(row.count * 8) {
-            var bad = row
-            bad[bit / 8] ^= UInt8(1 << (bit % 8))
-            bad.withUnsafeBytes { b in
-                #expect(HistoryKeys.decodeEntry(key: UnsafeRawBufferPointer(rebasing: b[..<keyCount]), value: UnsafeRawBufferPointer(rebasing: b[keyCount...])) == nil)
+        let locators: [RecordLocator?] = [nil, RecordLocator(blockStart: 7, blockSizeField: 0x8000_0100, inBlock: 65_000, length: 310, crc: 0xFEED_F00D)]
+        for locator in locators {
+            let out = ByteWriter()
+            let keyCount = Array("ué".utf8).withUnsafeBytes { HistoryKeys.appendEntry(user: $0, position: p, location: location, locator: locator, into: out) }
+            let row = Array(out.bytes)
+            row.withUnsafeBytes { b in
+                let decoded = HistoryKeys.decodeEntry(key: UnsafeRawBufferPointer(rebasing: b[..<keyCount]), value: UnsafeRawBufferPointer(rebasing: b[keyCount...]))
+                #expect(decoded == EntryRow(position: p, location: location, locator: locator))
+            }
+            // Any single flipped bit in key or value is caught by the row's CRC.
+            for bit in 0..<(row.count * 8) {
+                var bad = row
+                bad[bit / 8] ^= UInt8(1 << (bit % 8))
+                bad.withUnsafeBytes { b in
+                    #expect(HistoryKeys.decodeEntry(key: UnsafeRawBufferPointer(rebasing: b[..<keyCount]), value: UnsafeRawBufferPointer(rebasing: b[keyCount...])) == nil)
+                }
             }
         }
         #expect(HistoryKeys.entryValueBytes == 20, "segment base 8 + position 8 + CRC 4")
+        #expect(HistoryKeys.entryValueLocatedBytes == 40, "segment base 8 + position 8 + locator 20 + CRC 4")
         #expect(HistoryKeys.progressValueBytes == 24, "next offset 8 + batch base 8 + batch CRC 4 + CRC 4")
     }
 
@@ -151,6 +155,84 @@ import KappaTesting
             }
             #expect(try fetcher.record(tp, at: Offset(2500), hint: nil) == nil)
             #expect(try fetcher.record(tp, at: Offset(2500), hint: all.last!.location) == nil)
+        }
+    }
+
+    /// With a `RecordLocator` (what the index stores), the fetcher reads one record's
+    /// block, not its batch: every located fetch returns the record a scan reads there, in
+    /// LZ4 and uncompressed topics; a wrong or damaged locator falls back to the batch and
+    /// still returns it; a flipped byte in the log under a locator is reported, never
+    /// returned.
+    @Test func locatedFetchesReadOneBlockAndCheckIt() throws {
+        for compression in [CompressionCodec.lz4, .none] {
+            let tmp = try TemporaryDirectory(prefix: "kappa-locate")
+            let dir = tmp.dataDirectory
+            try dir.createTopic("t", config: TopicConfig(partitions: 1, compression: compression, segmentBytes: 4 << 20))
+            let w = try TopicWriter(directory: dir, topic: "t", fsync: .never)
+            var r = SeededRandom(seed: 5)
+            for i in 0..<20_000 {
+                let value = Array("{\"i\":\(i),\"pad\":\"\(String(repeating: "p", count: r.int(0...300)))\",\"r\":\(r.int(0...1_000_000))}".utf8)
+                try value.withUnsafeBytes { v in try w.append(partition: 0, key: nil, value: v, timestamp: TimestampNanos(Int64(i) * 1000 + 7)) }
+            }
+            try w.close()
+            let tp = TopicPartition("t", 0)
+            let reader = try PartitionReader(directory: dir, topicPartition: tp)
+            var all: [(FetchedRecord, RecordLocator?)] = []
+            let codec = LZ4Codec(), scratch = ByteWriter()
+            while var records = try reader.nextRecords(from: .zero, codec: codec, scratch: scratch) {
+                let location = BatchLocation(segmentBase: try #require(reader.currentSegmentBase), position: records.position)
+                var locating = try #require(RecordLocating(records, codec: codec), "\(compression): batch not locatable")
+                while let (rec, start, bytes) = try records.nextWithBytes() {
+                    let fetched = FetchedRecord(offset: rec.offset, timestamp: rec.timestamp, key: nil, value: Array(rec.value), fromKafkaClient: false, location: location)
+                    all.append((fetched, locating.locator(start: start, bytes: bytes)))
+                }
+            }
+            try #require(all.count == 20_000)
+            let located = all.filter { $0.1 != nil }.count
+            #expect(located > 19_000, "\(compression): \(located) of 20000 records located (only those crossing a block boundary may not be)")
+            // Good locators only: every located record is read through its block.
+            let fetcher = RecordFetcher(directory: dir, openFilesMax: 3, readersMax: 1, batchesMax: 1)
+            var expectLocated = 0
+            for _ in 0..<2000 {
+                let (want, locator) = all[r.int(0...(all.count - 1))]
+                guard locator != nil else { continue }  // (a whole batch read would serve the next fetches from its cache)
+                #expect(try fetcher.record(tp, at: want.offset, hint: want.location, locator: locator) == want)
+                expectLocated += 1
+            }
+            #expect(fetcher.locatedReads == expectLocated, "\(compression): \(fetcher.locatedReads) located reads, \(expectLocated) expected")
+            for _ in 0..<2000 {
+                let (want, locator) = all[r.int(0...(all.count - 1))]
+                // Another record's locator, or one with a changed field: the batch is read instead.
+                let other = all[r.int(0...(all.count - 1))].1
+                #expect(try fetcher.record(tp, at: want.offset, hint: want.location, locator: other) == want)
+                if var bad = locator {
+                    switch r.int(0...4) {
+                    case 0: bad.blockStart ^= UInt32(1 << r.int(0...20))
+                    case 1: bad.blockSizeField ^= UInt32(1 << r.int(0...31))
+                    case 2: bad.inBlock ^= UInt32(1 << r.int(0...17))
+                    case 3: bad.length ^= UInt32(1 << r.int(0...12))
+                    default: bad.crc ^= UInt32(1 << r.int(0...31))
+                    }
+                    #expect(try fetcher.record(tp, at: want.offset, hint: want.location, locator: bad) == want)
+                }
+            }
+            // A flipped byte under a located record (its first bytes, or the first bytes of
+            // the LZ4 block every prefix inflates from): an error, never data.
+            let (want, locator) = try #require(all.last { $0.1 != nil && $0.0.location.segmentBase == .zero })
+            let l = try #require(locator)
+            let path = SegmentFiles.logPath(dir.partitionPath(tp), .zero)
+            var log = try Array(Data(contentsOf: URL(fileURLWithPath: path)))
+            let at = Int(want.location.position.rawValue) + RecordBatchLayout.headerBytes + Int(l.blockStart) 
+                + (compression == .none ? 3 : l.blockSizeField & LZ4Block.uncompressedFlag != 0 ? 4 + Int(l.inBlock) + 3 : 4 + 2)
+            log[at] ^= 0x10
+            try Data(log).write(to: URL(fileURLWithPath: path))
+            let fresh = RecordFetcher(directory: dir)
+            do {
+                let got = try fresh.record(tp, at: want.offset, hint: want.location, locator: locator)
+                Issue.record("\(compression): a damaged block returned \(String(describing: got))")
+            } catch {
+                #expect(error.code == .corruptData, "\(compression): \(error)")
+            }
         }
     }
 }

@@ -136,4 +136,58 @@ import KappaTesting
         }
         #expect(Self.decompress(goodFrame, codec: codec) == .success(good))
     }
+
+    /// The block map `decompress` records: for frames of independent blocks without block
+    /// checksums (ours, and lz4's with -BI at every block size), the blocks chain through
+    /// the frame, tile the inflated bytes, and each inflates alone (any prefix of it) to
+    /// exactly its part; frames of linked blocks or with block checksums get no map.
+    @Test func blockMapLocatesEveryBlockAndEachInflatesAlone() throws {
+        var rng = SeededRandom(seed: 0x1245_0004)
+        let mappable: [[String]] = [["-q", "-B4", "-BI", "--no-frame-crc"], ["-q", "-B5", "-BI"], ["-q", "-B7", "-BI", "--content-size"]]
+        let unmappable: [[String]] = [["-q", "-B4", "-BD"], ["-q", "-B4", "-BI", "-BX"]]
+        for (name, data) in Self.samples() + [("json 300 KiB", Array(Self.samples()[4].1.prefix(300 << 10)) + rng.bytes(70_000))] {
+            var frames = [("ours", Self.compress(data))]
+            for s in mappable { frames.append(("lz4 \(s)", try Self.lz4CLI(s, input: data))) }
+            for (how, frame) in frames {
+                let codec = LZ4Codec()
+                #expect(Self.decompress(frame, codec: codec) == .success(data), "\(name), \(how)")
+                let blocks = codec.blocks
+                if data.isEmpty { #expect(blocks.isEmpty); continue }
+                try #require(!blocks.isEmpty, "\(name), \(how): no map")
+                #expect(blocks.first?.inflatedStart == 0)
+                for (k, b) in blocks.enumerated() {
+                    let end = k + 1 < blocks.count ? blocks[k + 1].inflatedStart : data.count
+                    if k + 1 < blocks.count { #expect(Int(b.frameOffset) + b.frameBytes == Int(blocks[k + 1].frameOffset), "\(name), \(how): block \(k)") }
+                    let bytes = Array(frame[Int(b.frameOffset)..<(Int(b.frameOffset) + b.frameBytes)])
+                    let out = ByteWriter()
+                    for count in Set([1, end - b.inflatedStart, rng.int(1...(end - b.inflatedStart))]) {
+                        let ok = bytes.withUnsafeBytes { LZ4Codec.inflatePrefix(ofBlock: $0, count: count, into: out) }
+                        #expect(ok && Array(out.bytes) == Array(data[b.inflatedStart..<(b.inflatedStart + count)]), "\(name), \(how): block \(k), \(count) bytes")
+                    }
+                    // More than the block holds, or a damaged block: refused, never out of bounds.
+                    #expect(!bytes.withUnsafeBytes { LZ4Codec.inflatePrefix(ofBlock: $0, count: end - b.inflatedStart + 1, into: out) })
+                    #expect(!bytes.dropLast().withUnsafeBytes { LZ4Codec.inflatePrefix(ofBlock: $0, count: 1, into: out) })
+                    var bad = bytes
+                    for _ in 0..<20 { bad[rng.int(0...(bad.count - 1))] = UInt8(truncatingIfNeeded: rng.next()) }
+                    _ = bad.withUnsafeBytes { LZ4Codec.inflatePrefix(ofBlock: $0, count: end - b.inflatedStart, into: out) }
+                }
+            }
+            for s in unmappable {
+                let codec = LZ4Codec()
+                let frame = try Self.lz4CLI(s, input: data)
+                #expect(Self.decompress(frame, codec: codec) == .success(data), "\(name), lz4 \(s)")
+                // lz4 writes a frame of one block as independent whatever it was asked.
+                let independent = frame.count > 4 && frame[4] & 0x20 != 0 && frame[4] & 0x10 == 0
+                #expect(codec.blocks.isEmpty != independent || data.isEmpty, "\(name), lz4 \(s): a map of blocks that do not inflate alone, or none")
+            }
+        }
+    }
+
+    /// Kappa writes 64 KiB blocks (what Kafka's Java producer writes): a record read alone
+    /// inflates at most one of them.
+    @Test func framesUseSixtyFourKiBIndependentBlocks() {
+        let frame = Self.compress([UInt8](repeating: 7, count: 200 << 10))
+        #expect(frame[5] >> 4 & 7 == 4, "BD block size id")
+        #expect(frame[4] & 0x20 != 0, "FLG block independence")
+    }
 }
