@@ -67,7 +67,6 @@ final class RocksDBHistoryStore: HistoryStore, @unchecked Sendable {
         rocksdb_block_based_options_set_metadata_block_size(tableOptions, Self.indexPartitionBytes)
         rocksdb_block_based_options_set_cache_index_and_filter_blocks(tableOptions, 1)
         rocksdb_block_based_options_set_pin_top_level_index_and_filter(tableOptions, 1)
-        rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(tableOptions, 1)
         rocksdb_options_set_block_based_table_factory(options, tableOptions)
         writeOptions = rocksdb_writeoptions_create()
         var err: UnsafeMutablePointer<CChar>?
