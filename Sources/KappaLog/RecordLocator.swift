@@ -11,8 +11,8 @@ import KappaFormat
 /// section. For an LZ4 batch it is `length` bytes at `inBlock` of one block's inflated
 /// bytes, the block whose size field starts at `blockStart` of the frame and reads
 /// `blockSizeField`; only frames of independent blocks are located (a block is inflated
-/// alone), and a record that crosses a block boundary is not (about one in 250 at
-/// 64 KiB blocks of 250-byte events: those read the whole batch).
+/// alone), and a record that crosses a block boundary is not (about one in 1,000 at
+/// 256 KiB blocks of 250-byte events: those read the whole batch).
 public struct RecordLocator: Hashable, Sendable {
     public var blockStart: UInt32
     /// 0 for an uncompressed batch.

@@ -183,11 +183,11 @@ import KappaTesting
         }
     }
 
-    /// Kappa writes 64 KiB blocks (what Kafka's Java producer writes): a record read alone
-    /// inflates at most one of them.
-    @Test func framesUseSixtyFourKiBIndependentBlocks() {
-        let frame = Self.compress([UInt8](repeating: 7, count: 200 << 10))
-        #expect(frame[5] >> 4 & 7 == 4, "BD block size id")
+    /// Kappa writes independent 256 KiB blocks: a record read alone inflates at most one
+    /// of them (a 512 KiB batch has two).
+    @Test func framesUseIndependentQuarterMiBBlocks() {
+        let frame = Self.compress([UInt8](repeating: 7, count: 600 << 10))
+        #expect(frame[5] >> 4 & 7 == 5, "BD block size id")
         #expect(frame[4] & 0x20 != 0, "FLG block independence")
     }
 }
