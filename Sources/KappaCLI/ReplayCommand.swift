@@ -44,6 +44,7 @@ struct ReplayCommand: AsyncParsableCommand {
             // A replay is a batch computation until it catches up: checkpoint less often
             // (a crash costs at most this much recomputation; correctness is unchanged).
             runner.checkpointIntervalNanos = 10_000_000_000
+            runner.keepsStateUntilExit = true  // the process ends after the replay
             try runner.rebalance(force: true)
             let current = try registry.load(def.name)?.current
             Stderr.line("replay \(def.name) v\(version)\(resumed ? " (resuming)" : "") from offset 0 into \(JobRegistry.outputTopic(def, version)); current version: \(current.map { "v\($0)" } ?? "none")")

@@ -133,10 +133,19 @@ public final class JobRunner {
         for p in tasks.keys.sorted() where tasks[p]!.needsCheckpoint || !tasks[p]!.hasCheckpoint { try tasks[p]!.checkpoint() }
     }
 
+    /// Set by a process that exits right after `stop` (a replay): the tasks' operator
+    /// state (a match's list per user, open windows and sessions) is then left for the
+    /// exit to reclaim instead of being freed object by object — ~50 ms of one core at
+    /// the end of a 1M-ride match replay. Files and writers still close normally.
+    public var keepsStateUntilExit = false
+
     /// Checkpoints and leaves the group (the clean stop).
     public func stop() throws(KappaError) {
         for p in tasks.keys.sorted() where tasks[p]!.needsCheckpoint || !tasks[p]!.hasCheckpoint {
             do throws(KappaError) { try tasks[p]!.checkpoint() } catch { throw stopped(tasks[p]!, error) }
+        }
+        if keepsStateUntilExit {
+            for t in tasks.values { _ = Unmanaged.passRetained(t.state) }
         }
         tasks.removeAll()
         member.leave()

@@ -16,6 +16,8 @@
 // - a frame is a whole batch within the limits, with magic 2;
 // - every record's offset lies in the batch's offsets, its views lie in live memory;
 // - `validate` accepts exactly the batches whose CRC matches and whose records all decode;
+// - an LZ4 frame's block map (`LZ4Codec.blocks`) tiles the inflated records and each
+//   block inflates alone to its part (`LZ4Codec.inflatePrefix`);
 // - a batch that decodes re-encodes through `RecordBatchBuilder` (same codec) into a
 //   batch that decodes to the same records (key, value, timestamp, headers).
 import FuzzSupport
@@ -95,11 +97,34 @@ func decode(_ batch: UnsafeRawBufferPointer, header: RecordBatchHeader) {
     }
 }
 
+nonisolated(unsafe) let blockScratch = ByteWriter(capacity: 1 << 16)
+
+/// The block map `decompress` left: blocks chain through the frame, tile the inflated
+/// bytes, and each inflates alone (whole, and a prefix) to exactly its part — what the
+/// history's located reads rely on.
+func checkBlockMap(_ frame: UnsafeRawBufferPointer, inflated: UnsafeRawBufferPointer) {
+    let blocks = codec.blocks
+    guard !blocks.isEmpty else { return }
+    require(blocks[0].inflatedStart == 0, "first block starts at \(blocks[0].inflatedStart)")
+    for (k, b) in blocks.enumerated() {
+        let end = k + 1 < blocks.count ? blocks[k + 1].inflatedStart : inflated.count
+        require(b.inflatedStart < end || inflated.isEmpty, "block \(k) is empty or out of order")
+        if k + 1 < blocks.count { require(Int(b.frameOffset) + b.frameBytes == Int(blocks[k + 1].frameOffset), "block \(k) does not chain") }
+        require(Int(b.frameOffset) + b.frameBytes <= frame.count, "block \(k) past the frame")
+        let bytes = UnsafeRawBufferPointer(rebasing: frame[Int(b.frameOffset)..<(Int(b.frameOffset) + b.frameBytes)])
+        for count in Set([end - b.inflatedStart, (end - b.inflatedStart + 1) / 2]) where count > 0 {
+            require(LZ4Codec.inflatePrefix(ofBlock: bytes, count: count, into: blockScratch), "block \(k) does not inflate alone")
+            require(blockScratch.bytes.elementsEqual(inflated[b.inflatedStart..<(b.inflatedStart + count)]), "block \(k) inflates to other bytes")
+        }
+    }
+}
+
 /// The records of a batch as owned values, or nil when one does not decode. Checks each
 /// record against the header and reads every byte of its views. `lossless` is false
 /// when a header key is not UTF-8 (the builder takes `String` keys: no round trip then).
 func decodeRecords(_ batch: UnsafeRawBufferPointer, header: RecordBatchHeader, scratch: ByteWriter) -> (records: [ReferenceRecord], lossless: Bool)? {
     guard var iterator = try? RecordBatchDecoder.records(of: batch, header: header, codec: codec, scratch: scratch) else { return nil }  // refused: a value here
+    if header.compression == .lz4 { checkBlockMap(UnsafeRawBufferPointer(rebasing: batch[RecordBatchLayout.recordsOffset...]), inflated: scratch.bytes) }
     var out: [ReferenceRecord] = []
     var lossless = true
     while true {
