@@ -41,6 +41,7 @@ let package = Package(
         // instruction, and a small C++ shim over simdjson (Debian libsimdjson-dev).
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
         .target(name: "CCRC32C"),
+        .target(name: "CPrefetch"),
         // The user-history index's storage: RocksDB's C API (Debian librocksdb-dev).
         .systemLibrary(name: "CRocksDB", pkgConfig: "rocksdb", providers: [.apt(["librocksdb-dev"])]),
         .target(
@@ -64,7 +65,7 @@ let package = Package(
         .target(
             name: "KappaStreams",
             dependencies: [
-                "KappaCore", "KappaFormat", "KappaJSON", "KappaLog", "KappaGroups",
+                "KappaCore", "KappaFormat", "KappaJSON", "KappaLog", "KappaGroups", "CPrefetch",
                 .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "Yams", package: "Yams"),
             ],

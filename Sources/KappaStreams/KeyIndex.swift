@@ -1,3 +1,4 @@
+import CPrefetch
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -69,6 +70,31 @@ final class KeyIndex {
             i = (i + 1) & mask
         }
         return insert(key, w0, w1, tag: tag, slot: i)
+    }
+
+    /// Starts loading the slot where `key`'s probe begins, for a lookup soon after (the
+    /// table is far larger than the cache: without it a lookup waits for memory).
+    @inline(__always)
+    func prefetch(_ key: UnsafeRawBufferPointer) {
+        let (w0, w1) = Self.prefix(key)
+        kappa_prefetch(slots + (Int(truncatingIfNeeded: Self.hash(key, w0, w1)) & mask))
+    }
+
+    /// The id of `key` if it is interned (nothing is added).
+    @inline(__always)
+    func find(_ key: UnsafeRawBufferPointer) -> Int32? {
+        let (w0, w1) = Self.prefix(key)
+        let h = Self.hash(key, w0, w1)
+        let tag = h >> 32
+        var i = Int(truncatingIfNeeded: h) & mask
+        while true {
+            let s = slots[i]
+            if s.tagAndId == 0 { return nil }
+            if s.tagAndId >> 32 == tag, Int(s.count) == key.count, s.w0 == w0, s.w1 == w1, key.count <= 16 || matchesTail(s, key) {
+                return Int32(truncatingIfNeeded: s.tagAndId & 0xFFFF_FFFF) - 1
+            }
+            i = (i + 1) & mask
+        }
     }
 
     /// The id of a key given as a String (tests, restored checkpoints).

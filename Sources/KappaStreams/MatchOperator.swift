@@ -1,3 +1,4 @@
+import CPrefetch
 import HeapModule
 import KappaCore
 import KappaJSON
@@ -114,6 +115,30 @@ public final class TicketRideMatcher {
     public func addTicket(user: String, id: String, time: TimestampNanos, partition: Int32 = 0, offset: Int64) {
         var u = user
         u.withUTF8 { addTicket(user: UnsafeRawBufferPointer($0), id: id, time: time, partition: partition, offset: offset) }
+    }
+
+    /// Hints for records about to be added, so that their lookups do not wait for memory
+    /// (240k users' state is far larger than the cache). A record's key is its user when
+    /// its topic is keyed by the job's key; a wrong key only wastes a load. Three stages,
+    /// one record apart: `prefetchUser` starts loading the user's slot; `prefetchListRef`
+    /// (the slot has arrived) finds the user's id and starts loading the reference to
+    /// its ride list; `prefetchList` (that has arrived) starts loading the list itself.
+    @inline(__always)
+    func prefetchUser(_ user: UnsafeRawBufferPointer) { users.prefetch(user) }
+
+    @inline(__always)
+    func prefetchListRef(_ user: UnsafeRawBufferPointer) -> Int32? {
+        guard let u = users.find(user), Int(u) < rides.count else { return nil }
+        rides.withUnsafeBytes { kappa_prefetch($0.baseAddress! + Int(u) * MemoryLayout<[Ride]>.stride) }
+        return u
+    }
+
+    @inline(__always)
+    func prefetchList(_ u: Int32) {
+        // An Array is one reference to its storage, whose header holds the count and the
+        // first rides. Its address is read as raw bits: copying the Array would retain
+        // it, writing the very line being prefetched. A prefetch never faults.
+        rides.withUnsafeBytes { kappa_prefetch($0.load(fromByteOffset: Int(u) * MemoryLayout<[Ride]>.stride, as: UnsafeRawPointer?.self)) }
     }
 
     @inline(__always)

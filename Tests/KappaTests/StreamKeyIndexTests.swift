@@ -19,6 +19,11 @@ import KappaTesting
         for _ in 0..<20_000 {
             var key = stems[Int.random(in: 0..<stems.count, using: &random)]
             for _ in 0..<Int.random(in: 0...3, using: &random) { key += String(Int.random(in: 0..<40, using: &random)) }
+            // `find` (the prefetch stage's lookup) answers the model and never interns;
+            // `prefetch` is a hint that changes nothing.
+            let found = Self.bytes(key) { k in index.prefetch(k); return index.find(k) ?? -1 }
+            #expect(found == model[key] ?? -1, "\(key)")
+            #expect(index.count == model.count)
             let id = Self.bytes(key) { index.id(of: $0) }
             if let known = model[key] {
                 #expect(id == known, "\(key)")

@@ -1,0 +1,9 @@
+#ifndef KAPPA_PREFETCH_H
+#define KAPPA_PREFETCH_H
+
+/// Asks the CPU to bring the cache line holding `p` closer, without waiting for it: a
+/// hint that never faults (any address may be passed). Swift has no prefetch intrinsic,
+/// and clang's `_mm_prefetch` is a macro Swift cannot import.
+static inline void kappa_prefetch(const void *p) { __builtin_prefetch(p, 1, 3); }
+
+#endif
