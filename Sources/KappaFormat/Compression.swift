@@ -201,6 +201,75 @@ public final class LZ4Codec {
     }
 }
 
+extension LZ4Codec {
+    /// Whether every match of every compressed block in `frame` copies from bytes the
+    /// block (or, for linked blocks, the frame) has already produced: an offset of 0, or
+    /// one reaching back before the output's start, is outside the LZ4 format. liblz4
+    /// 1.9.4 inflates such a block without error, copying whatever the output buffer
+    /// held — bytes of an earlier batch — so a batch from outside (a Kafka client) is
+    /// checked with this before it is appended. Kappa's own frames come from liblz4's
+    /// compressor and need no check. A frame that does not parse as expected answers
+    /// true: the inflate that follows reports it.
+    public static func matchOffsetsValid(_ frame: UnsafeRawBufferPointer) -> Bool {
+        guard let header = LZ4FrameHeader(frame) else { return true }
+        let flg = frame[4]
+        let linked = flg & 0x20 == 0, blockChecksum = flg & 0x10 != 0
+        var i = header.bytes
+        var produced = 0  // by earlier blocks, for linked blocks
+        while let size = LZ4Block.sizeField(frame, at: i), size != 0 {
+            let n = Int(size & LZ4Block.sizeMask)
+            guard i + 4 + n <= frame.count else { return true }
+            let data = UnsafeRawBufferPointer(rebasing: frame[(i + 4)..<(i + 4 + n)])
+            if size & LZ4Block.uncompressedFlag != 0 {
+                produced += n
+            } else {
+                guard let out = sequencesValid(data, history: linked ? min(produced, 64 << 10) : 0) else { return false }
+                produced += out
+            }
+            i += 4 + n + (blockChecksum ? 4 : 0)
+        }
+        return true
+    }
+
+    /// Walks one compressed block's sequences; returns the bytes it produces, or nil
+    /// when a match offset is 0 or reaches before `history` bytes ahead of the block.
+    /// Lengths that overrun the block end the walk (the inflate reports those).
+    private static func sequencesValid(_ b: UnsafeRawBufferPointer, history: Int) -> Int? {
+        var i = 0, op = 0
+        while i < b.count {
+            let token = b[i]
+            i += 1
+            var literals = Int(token >> 4)
+            if literals == 15 {
+                while i < b.count {
+                    let x = b[i]
+                    i += 1
+                    literals += Int(x)
+                    if x != 255 { break }
+                }
+            }
+            i += literals
+            op += literals
+            if i >= b.count { return op }  // the last literals
+            guard i + 2 <= b.count else { return op }
+            let offset = Int(b[i]) | Int(b[i + 1]) << 8
+            i += 2
+            guard offset >= 1, offset <= op + history else { return nil }
+            var match = Int(token & 15)
+            if match == 15 {
+                while i < b.count {
+                    let x = b[i]
+                    i += 1
+                    match += Int(x)
+                    if x != 255 { break }
+                }
+            }
+            op += match + 4
+        }
+        return op
+    }
+}
+
 /// One block of an LZ4 frame, as `LZ4Codec.decompress` met it.
 public struct LZ4Block: Equatable, Sendable {
     /// Where its 4-byte size field starts, from the frame's first byte.

@@ -68,4 +68,30 @@ import KappaTesting
             }
         }
     }
+
+    /// An LZ4 batch whose stream copies from before its start (offset 0) decodes in
+    /// liblz4 1.9.4 to whatever its buffer held: refused as corrupt before anything is
+    /// read from it, with a valid CRC.
+    @Test func lz4MatchFromBeforeTheStartIsRefused() {
+        let plain = sealedBatch(records: 3)
+        let records = Array(plain[RecordBatchLayout.recordsOffset...])
+        // One block: the first 20 bytes as literals, a 4-byte match at offset 0, the rest.
+        func lengths(_ n: Int) -> [UInt8] { n < 15 ? [] : Array(repeating: 255, count: (n - 15) / 255) + [UInt8((n - 15) % 255)] }
+        let head = 20, rest = records.count - head - 4
+        var block: [UInt8] = [0xF0] + lengths(head) + records[0..<head] + [0, 0]
+        block += [UInt8(min(rest, 15) << 4)] + lengths(rest) + records[(head + 4)...]
+        let frame: [UInt8] = [4, 34, 77, 24, 0x60, 0x40, 0x82] + withUnsafeBytes(of: UInt32(block.count).littleEndian) { Array($0) } + block + [0, 0, 0, 0]
+        var batch = Array(plain[..<RecordBatchLayout.recordsOffset]) + frame
+        batch.replaceSubrange(RecordBatchLayout.batchLengthOffset..<(RecordBatchLayout.batchLengthOffset + 4),
+                              with: bigEndian(Int32(batch.count - RecordBatchLayout.logOverheadBytes)))
+        let attributes = batch.withUnsafeBytes { $0.loadBigEndian(at: RecordBatchLayout.attributesOffset, as: Int16.self) } | CompressionCodec.lz4.rawValue
+        batch.replaceSubrange(RecordBatchLayout.attributesOffset..<(RecordBatchLayout.attributesOffset + 2), with: bigEndian(attributes))
+        fixCRC(&batch)
+        let result = batch.withUnsafeBytes { ClientBatches.validate($0, codec: LZ4Codec(), scratch: ByteWriter()) }
+        guard case .failure(let rejection) = result else {
+            Issue.record("a batch with an LZ4 match at offset 0 was accepted")
+            return
+        }
+        #expect(rejection.code == .corruptMessage && rejection.message.contains("copies from before its start"), "\(rejection)")
+    }
 }

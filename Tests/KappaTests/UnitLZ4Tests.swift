@@ -190,4 +190,30 @@ import KappaTesting
         #expect(frame[5] >> 4 & 7 == 5, "BD block size id")
         #expect(frame[4] & 0x20 != 0, "FLG block independence")
     }
+
+    /// The block the batch fuzzer found: its 7th sequence copies with offset 0, which the
+    /// LZ4 format forbids and liblz4 1.9.4 inflates anyway (from whatever the output
+    /// buffer held). `matchOffsetsValid` refuses it — and a match reaching back before
+    /// the block's start — and accepts every frame liblz4 writes, linked blocks included.
+    @Test func matchOffsetsOutsideTheOutputAreFound() throws {
+        let block: [UInt8] = [228, 0, 0, 0, 129, 168, 4, 0, 0, 0, 14, 117, 48, 1, 0, 242, 52, 240, 3, 123, 34, 101, 118, 101, 110, 116, 95, 116, 121, 112, 101, 34, 58, 34, 114, 105, 100, 101, 95, 99, 111, 109, 112, 108, 101, 116, 101, 100, 34, 44, 34, 116, 105, 109, 101, 95, 117, 116, 99, 34, 58, 34, 49, 52, 53, 55, 55, 52, 55, 56, 53, 51, 46, 48, 56, 50, 56, 49, 57, 56, 49, 52, 34, 44, 51, 0, 32, 105, 100, 61, 0, 1, 84, 0, 162, 48, 48, 53, 34, 44, 34, 117, 115, 101, 114, 22, 0, 2, 107, 0, 132, 50, 34, 4, 0, 0, 0, 0, 0, 0, 0, 16, 100, 41, 0, 16, 50, 42, 0, 240, 0, 99, 105, 116, 121, 34, 58, 34, 78, 101, 119, 32, 89, 111, 114, 107, 82, 0, 137, 101, 113, 117, 101, 115, 116, 101, 100, 121, 0, 250, 7, 53, 48, 53, 55, 46, 55, 52, 48, 56, 53, 53, 52, 53, 49, 34, 44, 34, 115, 116, 97, 114, 116, 35, 0, 27, 52, 156, 0, 240, 26, 102, 97, 114, 101, 34, 58, 53, 53, 46, 50, 53, 44, 34, 114, 97, 116, 105, 110, 103, 34, 58, 110, 117, 108, 108, 125, 2, 16, 107, 97, 112, 112, 97, 46, 110, 115, 8, 0, 6, 26, 240]
+        let header: [UInt8] = [4, 34, 77, 24, 0x60, 0x40, 0]  // independent 64 KiB blocks (HC unchecked here)
+        let end: [UInt8] = [0, 0, 0, 0]
+        #expect(!(header + block + end).withUnsafeBytes { LZ4Codec.matchOffsetsValid($0) })
+        // 8 literals, then a match 9 back: before the block's start.
+        let tooFar: [UInt8] = [0x80] + Array("abcdefgh".utf8) + [9, 0] + [0x50] + Array("tail!".utf8)
+        let tooFarFrame = header + [UInt8(tooFar.count), 0, 0, 0] + tooFar + end
+        #expect(!tooFarFrame.withUnsafeBytes { LZ4Codec.matchOffsetsValid($0) })
+        // The same 8 back is a valid copy.
+        var near = tooFar
+        near[9] = 8
+        #expect((header + [UInt8(near.count), 0, 0, 0] + near + end).withUnsafeBytes { LZ4Codec.matchOffsetsValid($0) })
+        for (name, data) in Self.samples() {
+            #expect(Self.compress(data).withUnsafeBytes { LZ4Codec.matchOffsetsValid($0) }, "\(name), ours")
+            for s in [["-q"], ["-q", "-B4", "-BD"], ["-q", "-B4", "-BD", "-BX"], ["-q", "-9", "-B4", "-BD"]] {
+                let frame = try Self.lz4CLI(s, input: data)
+                #expect(frame.withUnsafeBytes { LZ4Codec.matchOffsetsValid($0) }, "\(name), lz4 \(s)")
+            }
+        }
+    }
 }

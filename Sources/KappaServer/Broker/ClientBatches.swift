@@ -94,6 +94,9 @@ enum ClientBatches {
                 return reject(.invalidRecord, "idempotent batch with epoch \(producer.producerEpoch), sequence \(producer.baseSequence)")
             }
         }
+        if header.compression == .lz4, !LZ4Codec.matchOffsetsValid(UnsafeRawBufferPointer(rebasing: batch[RecordBatchLayout.recordsOffset...])) {
+            return reject(.corruptMessage, "the LZ4 stream copies from before its start (a match offset of 0 or too far back)")
+        }
         do throws(BatchDecodeError) {
             var records = try RecordBatchDecoder.records(of: batch, header: header, codec: codec, scratch: scratch)
             var expected = header.baseOffset
