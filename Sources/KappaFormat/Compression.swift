@@ -183,7 +183,7 @@ public final class LZ4Codec {
     /// write out of bounds.
     public static func inflatePrefix(ofBlock block: UnsafeRawBufferPointer, count: Int, into out: ByteWriter) -> Bool {
         out.removeAll()
-        guard count > 0, let size = LZ4Block.sizeField(block, at: 0), size != 0 else { return false }
+        guard count > 0, count <= LZ4Block.inflatedBytesMax, let size = LZ4Block.sizeField(block, at: 0), size != 0 else { return false }
         let dataBytes = Int(size & LZ4Block.sizeMask)
         guard block.count == 4 + dataBytes, let src = block.baseAddress else { return false }
         out.reserve(count + trailingSlackBytes)
@@ -288,6 +288,9 @@ public struct LZ4Block: Equatable, Sendable {
 
     /// The block's bytes in the frame: size field and data.
     public var frameBytes: Int { 4 + Int(sizeField & Self.sizeMask) }
+
+    /// The most a block inflates to: the largest block size an LZ4 frame can declare.
+    public static let inflatedBytesMax = 4 << 20
 
     public static let uncompressedFlag: UInt32 = 1 << 31
     public static let sizeMask: UInt32 = ~uncompressedFlag

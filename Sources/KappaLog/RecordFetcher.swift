@@ -163,7 +163,7 @@ public final class RecordFetcher {
             bytes = block.bytes
         case .lz4?:
             let blockBytes = 4 + Int(locator.blockSizeField & LZ4Block.sizeMask)
-            guard locator.blockSizeField != 0, blockStart + blockBytes <= sectionBytes else { return nil }
+            guard locator.blockSizeField != 0, blockStart + blockBytes <= sectionBytes, inBlock + length <= LZ4Block.inflatedBytesMax else { return nil }
             block.removeAll()
             block.reserve(blockBytes)
             guard try file.read(into: block.base, count: blockBytes, at: recordsAt + Int64(blockStart)) == blockBytes,
