@@ -239,15 +239,7 @@ extension LZ4Codec {
         while i < b.count {
             let token = b[i]
             i += 1
-            var literals = Int(token >> 4)
-            if literals == 15 {
-                while i < b.count {
-                    let x = b[i]
-                    i += 1
-                    literals += Int(x)
-                    if x != 255 { break }
-                }
-            }
+            let literals = length(b, &i, Int(token >> 4))
             i += literals
             op += literals
             if i >= b.count { return op }  // the last literals
@@ -255,18 +247,24 @@ extension LZ4Codec {
             let offset = Int(b[i]) | Int(b[i + 1]) << 8
             i += 2
             guard offset >= 1, offset <= op + history else { return nil }
-            var match = Int(token & 15)
-            if match == 15 {
-                while i < b.count {
-                    let x = b[i]
-                    i += 1
-                    match += Int(x)
-                    if x != 255 { break }
-                }
-            }
-            op += match + 4
+            op += length(b, &i, Int(token & 15)) + 4
         }
         return op
+    }
+
+    /// A literal or match length: the token's 4 bits, and when they are 15, the bytes
+    /// after `i` added on while they are 255.
+    @inline(__always)
+    private static func length(_ b: UnsafeRawBufferPointer, _ i: inout Int, _ nibble: Int) -> Int {
+        var n = nibble
+        guard n == 15 else { return n }
+        while i < b.count {
+            let x = b[i]
+            i += 1
+            n += Int(x)
+            if x != 255 { break }
+        }
+        return n
     }
 }
 

@@ -59,17 +59,23 @@ final class KeyIndex {
     func id(of key: UnsafeRawBufferPointer) -> Int32 {
         let (w0, w1) = Self.prefix(key)
         let h = Self.hash(key, w0, w1)
+        let (id, empty) = probe(key, w0, w1, h)
+        return id ?? insert(key, w0, w1, tag: h >> 32, slot: empty)
+    }
+
+    /// The id of `key` if it is interned, else nil and the empty slot where it would go.
+    @inline(__always)
+    private func probe(_ key: UnsafeRawBufferPointer, _ w0: UInt64, _ w1: UInt64, _ h: UInt64) -> (Int32?, Int) {
         let tag = h >> 32
         var i = Int(truncatingIfNeeded: h) & mask
         while true {
             let s = slots[i]
-            if s.tagAndId == 0 { break }
+            if s.tagAndId == 0 { return (nil, i) }
             if s.tagAndId >> 32 == tag, Int(s.count) == key.count, s.w0 == w0, s.w1 == w1, key.count <= 16 || matchesTail(s, key) {
-                return Int32(truncatingIfNeeded: s.tagAndId & 0xFFFF_FFFF) - 1
+                return (Int32(truncatingIfNeeded: s.tagAndId & 0xFFFF_FFFF) - 1, i)
             }
             i = (i + 1) & mask
         }
-        return insert(key, w0, w1, tag: tag, slot: i)
     }
 
     /// Starts loading the slot where `key`'s probe begins, for a lookup soon after (the
@@ -84,17 +90,7 @@ final class KeyIndex {
     @inline(__always)
     func find(_ key: UnsafeRawBufferPointer) -> Int32? {
         let (w0, w1) = Self.prefix(key)
-        let h = Self.hash(key, w0, w1)
-        let tag = h >> 32
-        var i = Int(truncatingIfNeeded: h) & mask
-        while true {
-            let s = slots[i]
-            if s.tagAndId == 0 { return nil }
-            if s.tagAndId >> 32 == tag, Int(s.count) == key.count, s.w0 == w0, s.w1 == w1, key.count <= 16 || matchesTail(s, key) {
-                return Int32(truncatingIfNeeded: s.tagAndId & 0xFFFF_FFFF) - 1
-            }
-            i = (i + 1) & mask
-        }
+        return probe(key, w0, w1, Self.hash(key, w0, w1)).0
     }
 
     /// The id of a key given as a String (tests, restored checkpoints).
