@@ -115,6 +115,12 @@ public final class LZ4Codec {
         let blockMax = frame?.blockMax ?? (64 << 10)
         var consumed = 0
         while true {
+            // Mapping needs room for a whole block; under a limit that cannot give it,
+            // inflate as liblz4 likes and keep no map.
+            if mapping && out.count + blockMax > limit {
+                mapping = false
+                mapped = false
+            }
             let room = mapping ? max(blockMax, 64 << 10) : 64 << 10
             if out.capacity - out.count < room {
                 guard out.capacity < limit else {

@@ -113,7 +113,7 @@ import KappaTesting
         #expect(Self.decompress(frame, codec: codec) == .success(data))
     }
 
-    @Test func inflationLimitIsEnforced() {
+    @Test func inflationLimitIsEnforced() throws {
         let data = [UInt8](repeating: 0, count: 1 << 20)
         let frame = Self.compress(data)
         guard case .failure = Self.decompress(frame, limit: 128 << 10) else {
@@ -121,6 +121,10 @@ import KappaTesting
             return
         }
         #expect(Self.decompress(frame, limit: 2 << 20) == .success(data))
+        // A frame declaring 4 MiB blocks that holds little inflates under a smaller limit.
+        let small = [UInt8](repeating: 1, count: 100 << 10)
+        let cli = try Self.lz4CLI(["-q", "-B7", "-BI"], input: small)
+        #expect(Self.decompress(cli, limit: 1 << 20) == .success(small))
     }
 
     /// A codec that refused an over-limit frame is reused for the next batch (one codec
