@@ -38,9 +38,13 @@ public struct FetchedRecord: Equatable, Sendable {
 /// Random access to single records by offset, for readers that jump around the log (the
 /// user-history index fetches a page of records from many partitions).
 ///
-/// **How.** With a `BatchLocation` hint it reads the batch header at that position (one
-/// `pread`), and when the header's offsets contain the wanted one, the whole batch (a
-/// second `pread`), checks its CRC-32C and decodes it up to the record. Without a hint,
+/// **How.** With a `BatchLocation` hint and a `RecordLocator` (what the history index
+/// stores) it reads the batch header and the record's bytes — for an LZ4 batch the one
+/// block holding it, inflated only up to the record — and returns the record when the
+/// locator's CRC-32C over header and record matches and the record has the wanted
+/// offset. With a hint alone, or when the locator does not check out, it reads the batch
+/// header at that position (one `pread`), and when the header's offsets contain the
+/// wanted one, the whole batch (a second `pread`), checks its CRC-32C and decodes it. Without a hint,
 /// or when the hint does not check out (another batch there, a segment deleted by
 /// retention, a CRC that does not match), it falls back to a `PartitionReader`'s
 /// `seek` + `nextRecords`, which does every check readers do and reports damage with
