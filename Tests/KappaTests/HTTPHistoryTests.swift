@@ -45,6 +45,30 @@ extension HTTPTests {
             #expect(try serve.stop() == 0)
         }
 
+        /// The history indexer runs at nice 10 on a thread of its own (and the RocksDB
+        /// threads it starts inherit it), so that requests and appends go first on a busy
+        /// machine; the threads that serve requests keep nice 0 (Linux nice is per thread).
+        @Test func theIndexerYieldsTheCPUToRequests() throws {
+            let ws = try CLIWorkspace()
+            try ws.createTopic("app_events", partitions: 2)
+            try ws.ok(["produce", "app_events", try ws.writeFile("app.jsonl", lines: Array(Self.appEvents.prefix(200)))])
+            let serve = try HTTPServe(ws)
+            _ = try serve.get("/v1/users/nobody/events")
+            var nice: [String: Set<Int>] = [:]  // thread name → nice values seen
+            let tasks = "/proc/\(serve.process.pid)/task"
+            for tid in try FileManager.default.contentsOfDirectory(atPath: tasks) {
+                guard let comm = try? String(contentsOfFile: "\(tasks)/\(tid)/comm", encoding: .utf8),
+                      let stat = try? String(contentsOfFile: "\(tasks)/\(tid)/stat", encoding: .utf8) else { continue }
+                // Fields after the parenthesised name: state is field 3, nice field 19.
+                let fields = stat[stat.index(after: stat.lastIndex(of: ")")!)...].split(separator: " ")
+                nice[comm.trimmingCharacters(in: .whitespacesAndNewlines), default: []].insert(Int(fields[16])!)
+            }
+            #expect(nice["kappa-history"]?.contains(10) == true, "\(nice)")
+            #expect(nice.filter { $0.key.hasPrefix("NIO-ELT") }.values.allSatisfy { $0 == [0] } && nice.keys.contains { $0.hasPrefix("NIO-ELT") }, "\(nice)")
+            #expect(nice.filter { $0.key.hasPrefix("rocksdb") }.values.allSatisfy { $0 == [10] }, "\(nice)")
+            #expect(try serve.stop() == 0)
+        }
+
         struct Event: Equatable {
             var topic: String
             var time: Int64
