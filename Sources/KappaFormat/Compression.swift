@@ -110,7 +110,7 @@ public final class LZ4Codec {
         // one (independent blocks, no block checksums), recording each block; past
         // anything else, feed the rest at once and keep no map.
         let frame = LZ4FrameHeader(source)
-        var mapping = frame?.mappable ?? false  // feeding one block per call
+        var mapping = frame?.blocksAlone ?? false  // feeding one block per call
         var mapped = mapping  // the map holds so far
         let blockMax = frame?.blockMax ?? (64 << 10)
         var consumed = 0
@@ -121,7 +121,7 @@ public final class LZ4Codec {
                 mapping = false
                 mapped = false
             }
-            let room = mapping ? max(blockMax, 64 << 10) : 64 << 10
+            let room = mapping ? blockMax : 64 << 10
             if out.capacity - out.count < room {
                 guard out.capacity < limit else {
                     LZ4F_resetDecompressionContext(dctx)
@@ -198,7 +198,6 @@ public final class LZ4Codec {
             out.append(UnsafeRawBufferPointer(start: src + 4, count: count))
             return true
         }
-        guard dataBytes <= Int(Int32.max), count <= Int(Int32.max) else { return false }
         let n = LZ4_decompress_safe_partial((src + 4).assumingMemoryBound(to: CChar.self), UnsafeMutableRawPointer(out.base).assumingMemoryBound(to: CChar.self),
                                             Int32(dataBytes), Int32(count), Int32(count))
         guard n == Int32(count) else { return false }
@@ -218,8 +217,6 @@ extension LZ4Codec {
     /// true: the inflate that follows reports it.
     public static func matchOffsetsValid(_ frame: UnsafeRawBufferPointer) -> Bool {
         guard let header = LZ4FrameHeader(frame) else { return true }
-        let flg = frame[4]
-        let linked = flg & 0x20 == 0, blockChecksum = flg & 0x10 != 0
         var i = header.bytes
         var produced = 0  // by earlier blocks, for linked blocks
         while let size = LZ4Block.sizeField(frame, at: i), size != 0 {
@@ -229,10 +226,10 @@ extension LZ4Codec {
             if size & LZ4Block.uncompressedFlag != 0 {
                 produced += n
             } else {
-                guard let out = sequencesValid(data, history: linked ? min(produced, 64 << 10) : 0) else { return false }
+                guard let out = sequencesValid(data, history: header.independent ? 0 : min(produced, 64 << 10)) else { return false }
                 produced += out
             }
-            i += 4 + n + (blockChecksum ? 4 : 0)
+            i += 4 + n + (header.blockChecksum ? 4 : 0)
         }
         return true
     }
@@ -240,20 +237,21 @@ extension LZ4Codec {
     /// Walks one compressed block's sequences; returns the bytes it produces, or nil
     /// when a match offset is 0 or reaches before `history` bytes ahead of the block.
     /// Lengths that overrun the block end the walk (the inflate reports those).
+    /// The hot path of a Kafka client's Produce: wrapping arithmetic (a block is at most
+    /// 4 MiB and each length at most its bytes × 255, far from overflowing).
     private static func sequencesValid(_ b: UnsafeRawBufferPointer, history: Int) -> Int? {
         var i = 0, op = 0
         while i < b.count {
             let token = b[i]
-            i += 1
+            i &+= 1
             let literals = length(b, &i, Int(token >> 4))
-            i += literals
-            op += literals
-            if i >= b.count { return op }  // the last literals
-            guard i + 2 <= b.count else { return op }
-            let offset = Int(b[i]) | Int(b[i + 1]) << 8
-            i += 2
-            guard offset >= 1, offset <= op + history else { return nil }
-            op += length(b, &i, Int(token & 15)) + 4
+            i &+= literals
+            op &+= literals
+            guard i &+ 2 <= b.count else { return op }  // the last literals (or a torn block)
+            let offset = Int(b[i]) | Int(b[i &+ 1]) << 8
+            i &+= 2
+            guard offset >= 1, offset <= op &+ history else { return nil }
+            op &+= length(b, &i, Int(token & 15)) &+ 4
         }
         return op
     }
@@ -266,8 +264,8 @@ extension LZ4Codec {
         guard n == 15 else { return n }
         while i < b.count {
             let x = b[i]
-            i += 1
-            n += Int(x)
+            i &+= 1
+            n &+= Int(x)
             if x != 255 { break }
         }
         return n
@@ -311,16 +309,23 @@ struct LZ4FrameHeader {
     /// The header's length: magic, FLG, BD, optional content size and dictionary id, HC.
     let bytes: Int
     let blockMax: Int
+    let independent: Bool
+    let blockChecksum: Bool
+    let dictionary: Bool
+
     /// Independent blocks without block checksums or a dictionary: each block can be
     /// inflated alone from its own bytes.
-    let mappable: Bool
+    var blocksAlone: Bool { independent && !blockChecksum && !dictionary }
 
+    /// Nil unless `frame` starts with a whole version-01 header.
     init?(_ frame: UnsafeRawBufferPointer) {
         guard frame.count >= 7, frame.loadUnaligned(as: UInt32.self) == UInt32(0x184D_2204).littleEndian else { return nil }
         let flg = frame[4], bd = frame[5]
         guard flg >> 6 == 1 else { return nil }  // version 01
-        let contentSize = flg & 0x08 != 0, dictionary = flg & 0x01 != 0
+        let contentSize = flg & 0x08 != 0
+        dictionary = flg & 0x01 != 0
         bytes = 7 + (contentSize ? 8 : 0) + (dictionary ? 4 : 0)
+        guard frame.count >= bytes else { return nil }
         switch (bd >> 4) & 7 {
         case 4: blockMax = 64 << 10
         case 5: blockMax = 256 << 10
@@ -328,7 +333,7 @@ struct LZ4FrameHeader {
         case 7: blockMax = 4 << 20
         default: return nil
         }
-        let independent = flg & 0x20 != 0, blockChecksum = flg & 0x10 != 0
-        mappable = independent && !blockChecksum && !dictionary && frame.count >= bytes
+        independent = flg & 0x20 != 0
+        blockChecksum = flg & 0x10 != 0
     }
 }
