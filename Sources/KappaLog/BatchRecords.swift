@@ -24,14 +24,7 @@ public struct BatchRecords {
     /// The next record at or after `from`, or nil after the batch's last.
     @inlinable
     public mutating func next() throws(KappaError) -> RecordView? {
-        do throws(BatchDecodeError) {
-            while let record = try iterator.next() {
-                if record.offset >= from { return record }
-            }
-            return nil
-        } catch {
-            throw failure("undecodable batch: \(error.message)")
-        }
+        try nextWithBytes()?.0
     }
 
     /// Like `next()`, with the record's whole bytes (length varint to last header) where

@@ -138,11 +138,7 @@ public final class RecordFetcher {
     /// `offset`; nil (the caller falls back to the whole batch) otherwise.
     private func viaLocator(_ tp: TopicPartition, _ offset: Offset, _ hint: BatchLocation, _ locator: RecordLocator) throws(KappaError) -> FetchedRecord? {
         // A decoded batch already cached is cheaper still.
-        if let i = decoded.firstIndex(where: { $0.topicPartition == tp && $0.location == hint }) {
-            tick += 1
-            decoded[i].lastUse = tick
-            return decoded[i].record(offset)
-        }
+        if let slot = cached(tp, hint) { return slot.record(offset) }
         guard let file = try segmentFile(SegmentKey(topicPartition: tp, base: hint.segmentBase)) else { return nil }
         let headerBytes = RecordBatchLayout.headerBytes
         let header = locatedHeader
@@ -187,14 +183,17 @@ public final class RecordFetcher {
     // MARK: - The hinted path
 
     private func viaHint(_ tp: TopicPartition, _ offset: Offset, _ hint: BatchLocation) throws(KappaError) -> FetchedRecord? {
-        tick += 1
-        if let i = decoded.firstIndex(where: { $0.topicPartition == tp && $0.location == hint }) {
-            decoded[i].lastUse = tick
-            if let r = decoded[i].record(offset) { return r }
-            return nil
-        }
+        if let slot = cached(tp, hint) { return slot.record(offset) }
         guard let slot = try decode(tp, hint) else { return nil }
         return slot.record(offset)
+    }
+
+    /// The cache slot holding the batch at `hint`, marked as just used.
+    private func cached(_ tp: TopicPartition, _ hint: BatchLocation) -> DecodedBatch? {
+        tick += 1
+        guard let slot = decoded.first(where: { $0.topicPartition == tp && $0.location == hint }) else { return nil }
+        slot.lastUse = tick
+        return slot
     }
 
     /// Reads, checks and decodes the batch at `hint` into a cache slot; nil when no
