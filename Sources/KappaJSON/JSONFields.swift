@@ -98,12 +98,20 @@ public final class JSONFieldExtractor {
         guard code == 0 else { throw ParseError(message: String(cString: kj_error_message(code))) }
     }
 
-    /// Extracts the compiled fields reading only what it must (simdjson on-demand),
-    /// without validating the rest of the document: for records already validated.
+    /// Extracts the compiled fields reading only what it must, without validating the
+    /// rest of the document: for records already validated. Top-level fields are found by
+    /// a forward scan of the bytes (no structural index); what it declines — escapes,
+    /// unusual numbers, nested paths — goes to simdjson's on-demand parser.
     @inline(__always)
     public func parseLazily(_ document: UnsafeRawBufferPointer) throws(ParseError) {
         let code = kj_lazy_extract(parser, fields, document.baseAddress?.assumingMemoryBound(to: UInt8.self), document.count, values)
         guard code == 0 else { throw ParseError(message: String(cString: kj_error_message(code))) }
+    }
+
+    /// `parseLazily`'s first step alone (for tests): true when the byte scan served the
+    /// document, false when it declined it to the on-demand parser.
+    func scanOnly(_ document: UnsafeRawBufferPointer) -> Bool {
+        kj_scan_extract(fields, document.baseAddress?.assumingMemoryBound(to: UInt8.self), document.count, values) == 0
     }
 
     /// The `i`th compiled field of the last parsed document.

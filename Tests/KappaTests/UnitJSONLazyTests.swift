@@ -31,7 +31,12 @@ import KappaTesting
             switch self {
             case .string(let b): "string \(String(decoding: b, as: UTF8.self))"
             case .number(let bits, let raw): "number \(Double(bitPattern: bits)) raw \(String(decoding: raw, as: UTF8.self))"
-            default: "\(self)"
+            case .integer(let v): "integer \(v)"
+            case .bool(let b): "\(b)"
+            case .absent: "absent"
+            case .null: "null"
+            case .object: "an object"
+            case .array: "an array"
             }
         }
     }
@@ -65,8 +70,10 @@ import KappaTesting
             let choice = Int.random(in: 0..<(depth < 3 ? 10 : 7), using: &random)
             switch choice {
             case 0, 1: return string()
-            case 2: return pick(["0", "-5", "42", "9223372036854775807", "-9223372036854775808", "18446744073709551615"])
-            case 3: return pick(["2.50", "-0.0", "1e5", "1.5E-3", "5.0", "0.1", "123456789.123456789", "1e300"])
+            case 2: return pick(["0", "-0", "-5", "42", "999999999999999999", "-999999999999999999", "1000000000000000000",
+                                 "9223372036854775807", "-9223372036854775808", "9223372036854775808", "18446744073709551615"])
+            case 3: return pick(["2.50", "-0.0", "0.0", "1e5", "1E+2", "1.5E-3", "-1.0e-2", "5.0", "0.1", "123456789.123456789", "1e300",
+                                 "0.35922337203627758088", "1234567890123456789.5", "4.9e-324", "1.7976931348623157e308"])
             case 4: return pick(["null", "true", "false"])
             case 5: return "\"" + pick(["", "x"]) + "\""
             case 6: return pick(["{}", "[]"])
@@ -113,6 +120,49 @@ import KappaTesting
             let doc = g.object(depth: 0)
             let (dom, lazy) = try Self.both(path[Int(seed)], doc)
             #expect(dom == lazy, "\(doc)")
+        }
+    }
+
+    /// The byte scan that serves top-level fields: where it answers, it answers as the
+    /// DOM does; it declines only what it must (escapes in wanted keys or strings,
+    /// numbers the parsers may judge differently), so ordinary events never reach the
+    /// on-demand parser.
+    @Test(arguments: 0..<4)
+    func theByteScanAgreesWithTheDOMOrDeclines(seed: UInt64) throws {
+        var g = Generator(random: SeededRandom(seed: 300 + seed), keys: ["time_utc", "city", "fare", "user_id", "t", "c", "x"])
+        let paths = ["time_utc", "city", "fare", "user_id", "t"]
+        let dom = try JSONFieldExtractor(paths: paths)
+        let scan = try JSONFieldExtractor(paths: paths)
+        var served = 0
+        for _ in 0..<600 {
+            let doc = g.object(depth: 0, unique: seed % 2 == 0)
+            try UnitJSONFieldsTests.padded(doc) { bytes in
+                try dom.parse(bytes)
+                guard scan.scanOnly(bytes) else { return }
+                served += 1
+                for i in paths.indices { #expect(Found(scan.field(i)) == Found(dom.field(i)), "\(paths[i]) in \(doc)") }
+            }
+        }
+        #expect(served > 200)
+    }
+
+    @Test func theByteScanServesOrdinaryEventsAndDeclinesTheRest() throws {
+        let x = try JSONFieldExtractor(paths: ["time_utc", "user_id", "fare", "n", "ok"])
+        let event = #"{"event_type":"ride_completed","time_utc":"1457741203.915452601","note":"a \"quoted\" \\ word","nested":{"user_id":"no","a":[1,{"b":"}"}]},"user_id":"u073046","fare":12.75,"n":-42,"ok":true,"tail":[}"#
+        try UnitJSONFieldsTests.padded(event) { doc in
+            #expect(x.scanOnly(doc))
+            #expect(Found(x.field(0)) == .string(Array("1457741203.915452601".utf8)))
+            #expect(Found(x.field(1)) == .string(Array("u073046".utf8)))  // the top-level one, not the nested one
+            #expect(Found(x.field(2)) == .number((12.75).bitPattern, raw: Array("12.75".utf8)))
+            #expect(Found(x.field(3)) == .integer(-42))
+            #expect(Found(x.field(4)) == .bool(true))
+        }
+        for declined in [#"{"user_id":"u\u0030"}"#,  // an escape in a wanted string: unescaping is the parser's
+                         #"{"user\u005fid":"u1"}"#,  // an escape in a key
+                         #"{"n":12345678901234567890}"#,  // beyond int64
+                         #"{"fare":1e400}"#,  // beyond a double
+                         #"{"n":01}"#, #"[1]"#, #"{"n":1"#, #"{"n" 1}"#, #"{"a":"x"#] {
+            try UnitJSONFieldsTests.padded(declined) { doc in #expect(!x.scanOnly(doc), "\(declined)") }
         }
     }
 

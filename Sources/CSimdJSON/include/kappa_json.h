@@ -59,6 +59,14 @@ int kj_parse_extract(kj_parser *parser, const kj_fields *fields,
 int kj_lazy_extract(kj_parser *parser, const kj_fields *fields,
                     const uint8_t *data, size_t length, kj_value *out);
 
+/// The first step of kj_lazy_extract: one bounds-checked forward scan of the bytes, no
+/// structural index, for paths that are all top-level keys. Returns 0 with out[] filled
+/// exactly as kj_lazy_extract would, or 1 when it declines the document (an escape in a
+/// key or a wanted string, a number the parsers may judge differently, anything not
+/// where valid JSON puts it) and the on-demand parser must decide. The same padding is
+/// required (it reads 16 bytes at a time).
+int kj_scan_extract(const kj_fields *fields, const uint8_t *data, size_t length, kj_value *out);
+
 /// A static, human-readable message for a code returned by kj_parse_extract.
 const char *kj_error_message(int code);
 
