@@ -88,6 +88,16 @@ extension FileSystem {
     /// never a mix, also after kill -9 or power loss. With `sync` false only the kill -9
     /// half holds (a power loss may keep the old content or lose a new file).
     public func writeAtomically(_ bytes: [UInt8], to path: String, sync: Bool = true) throws(KappaError) {
+        // withUnsafeBytes rethrows untyped errors: carry the typed one out by hand.
+        var failure: KappaError?
+        bytes.withUnsafeBytes { raw in
+            do throws(KappaError) { try writeAtomically(raw, to: path, sync: sync) } catch { failure = error }
+        }
+        if let failure { throw failure }
+    }
+
+    /// `writeAtomically` of bytes the caller holds (no copy into an array).
+    public func writeAtomically(_ bytes: UnsafeRawBufferPointer, to path: String, sync: Bool = true) throws(KappaError) {
         let tmp = path + ".tmp.\(processID())-\(temporaryNameCounter.wrappingAdd(1, ordering: .relaxed).oldValue)"
         do {
             let f = try openFile(tmp, mode: .readWriteCreate)

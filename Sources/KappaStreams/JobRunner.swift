@@ -81,38 +81,51 @@ public final class JobRunner {
         let interval = checkpointIntervalNanos
         let slice = sliceNanos
         let onCheckpoint = self.onCheckpoint
-        let results = Transfer(UnsafeMutableBufferPointer<Result<Int, KappaError>>.allocate(capacity: list.count))
-        defer { results.value.deallocate() }
-        let shared = Transfer(list)
-        DispatchQueue.concurrentPerform(iterations: list.count) { i in
-            let t = shared.value[i]
+        var total = 0
+        for (t, result) in zip(list, Self.concurrently(list, { (t) throws(KappaError) -> Int in
             let start = monotonicNanos()
             var total = 0
-            do throws(KappaError) {
-                while true {
-                    let n = try t.step(budget: budget)
-                    total += n
-                    let now = monotonicNanos()
-                    if t.needsCheckpoint && (n == 0 || now - t.lastCheckpointNanos >= interval) {
-                        try t.checkpoint()
-                        t.lastCheckpointNanos = now
-                        onCheckpoint?(t.task, monotonicNanos() - now)
-                    }
-                    if n == 0 || now - start >= slice { break }
+            while true {
+                let n = try t.step(budget: budget)
+                total += n
+                let now = monotonicNanos()
+                if t.needsCheckpoint && (n == 0 || now - t.lastCheckpointNanos >= interval) {
+                    try t.checkpoint()
+                    t.lastCheckpointNanos = now
+                    onCheckpoint?(t.task, monotonicNanos() - now)
                 }
-                results.value.initializeElement(at: i, to: .success(total))
-            } catch {
-                results.value.initializeElement(at: i, to: .failure(error))
+                if n == 0 || now - start >= slice { break }
             }
-        }
-        var total = 0
-        for i in 0..<list.count {
-            switch results.value[i] {
+            return total
+        })) {
+            switch result {
             case .success(let n): total += n
-            case .failure(let e): throw stopped(list[i], e)
+            case .failure(let e): throw stopped(t, e)
             }
         }
         return total
+    }
+
+    /// Runs `body` once per task, on all cores at once — tasks share nothing, and each is
+    /// driven by one thread at a time — and returns the outcomes in `list`'s order.
+    static func concurrently<R>(_ list: [JobTask], _ body: (JobTask) throws(KappaError) -> R) -> [Result<R, KappaError>] {
+        let results = Transfer(UnsafeMutableBufferPointer<Result<R, KappaError>>.allocate(capacity: list.count))
+        defer { results.value.deallocate() }
+        // Each iteration is the only user of its task and of its result slot.
+        let shared = Transfer(list)
+        withoutActuallyEscaping(body) { body in
+            let run = Transfer(body)
+            DispatchQueue.concurrentPerform(iterations: list.count) { i in
+                do throws(KappaError) {
+                    results.value.initializeElement(at: i, to: .success(try run.value(shared.value[i])))
+                } catch {
+                    results.value.initializeElement(at: i, to: .failure(error))
+                }
+            }
+        }
+        let out = Array(results.value)
+        _ = results.value.deinitialize()
+        return out
     }
 
     /// A task's failure as the daemon reports it: which task, why, and that nothing after
@@ -141,8 +154,10 @@ public final class JobRunner {
 
     /// Checkpoints and leaves the group (the clean stop).
     public func stop() throws(KappaError) {
-        for p in tasks.keys.sorted() where tasks[p]!.needsCheckpoint || !tasks[p]!.hasCheckpoint {
-            do throws(KappaError) { try tasks[p]!.checkpoint() } catch { throw stopped(tasks[p]!, error) }
+        // The last checkpoints on all cores: a match's is its every user's latest ride.
+        let due = tasks.keys.sorted().map { tasks[$0]! }.filter { $0.needsCheckpoint || !$0.hasCheckpoint }
+        for (t, result) in zip(due, Self.concurrently(due, { (t) throws(KappaError) in try t.checkpoint() })) {
+            if case .failure(let e) = result { throw stopped(t, e) }
         }
         if keepsStateUntilExit {
             for t in tasks.values { _ = Unmanaged.passRetained(t.state) }

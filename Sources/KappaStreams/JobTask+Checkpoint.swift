@@ -34,7 +34,7 @@ extension JobTask {
         state.encode(ends: TaskState.OutputEnds(output: output.end, late: late.end, deadLetter: deadLetter.end), into: w)
         let fs = directory.fileSystem
         try fs.makeDirectories(registry.versionPath(definition.name, version) + "/tasks")
-        try fs.writeAtomically(Array(w.bytes), to: checkpointPath, sync: durable)
+        try fs.writeAtomically(w.bytes, to: checkpointPath, sync: durable)
         // Beside it, for `jobs describe`: what the checkpoint holds. A second file, so a
         // kill -9 between the two renames leaves the status of the checkpoint before;
         // `restore()` puts it right.
