@@ -39,7 +39,9 @@ final class KeyIndex {
     private var capacity: Int
     private var mask: Int
 
-    private static let seed: UInt64 = UInt64.random(in: .min ... .max)
+    private static let processSeed: UInt64 = UInt64.random(in: .min ... .max)
+    /// `processSeed`, read once: a static is a lazy global, checked at every use.
+    private let seed = KeyIndex.processSeed
 
     init(capacity: Int = 16) {
         var n = 16
@@ -58,7 +60,7 @@ final class KeyIndex {
     @inline(__always)
     func id(of key: UnsafeRawBufferPointer) -> Int32 {
         let (w0, w1) = Self.prefix(key)
-        let h = Self.hash(key, w0, w1)
+        let h = Self.hash(key, w0, w1, seed: seed)
         let (id, empty) = probe(key, w0, w1, h)
         return id ?? insert(key, w0, w1, tag: h >> 32, slot: empty)
     }
@@ -83,14 +85,14 @@ final class KeyIndex {
     @inline(__always)
     func prefetch(_ key: UnsafeRawBufferPointer) {
         let (w0, w1) = Self.prefix(key)
-        kappa_prefetch(slots + (Int(truncatingIfNeeded: Self.hash(key, w0, w1)) & mask))
+        kappa_prefetch(slots + (Int(truncatingIfNeeded: Self.hash(key, w0, w1, seed: seed)) & mask))
     }
 
     /// The id of `key` if it is interned (nothing is added).
     @inline(__always)
     func find(_ key: UnsafeRawBufferPointer) -> Int32? {
         let (w0, w1) = Self.prefix(key)
-        return probe(key, w0, w1, Self.hash(key, w0, w1)).0
+        return probe(key, w0, w1, Self.hash(key, w0, w1, seed: seed)).0
     }
 
     /// The id of a key given as a String (tests, restored checkpoints).
@@ -158,9 +160,9 @@ final class KeyIndex {
             let h: UInt64
             if s.count <= 16 {
                 var words = (s.w0, s.w1)
-                h = withUnsafeBytes(of: &words) { Self.hash(UnsafeRawBufferPointer(rebasing: $0[0..<Int(s.count)]), s.w0, s.w1) }
+                h = withUnsafeBytes(of: &words) { Self.hash(UnsafeRawBufferPointer(rebasing: $0[0..<Int(s.count)]), s.w0, s.w1, seed: seed) }
             } else {
-                h = arena.withUnsafeBytes { Self.hash(UnsafeRawBufferPointer(rebasing: $0[Int(s.start)..<Int(s.start + s.count)]), s.w0, s.w1) }
+                h = arena.withUnsafeBytes { Self.hash(UnsafeRawBufferPointer(rebasing: $0[Int(s.start)..<Int(s.start + s.count)]), s.w0, s.w1, seed: seed) }
             }
             var i = Int(truncatingIfNeeded: h) & m
             while fresh[i].tagAndId != 0 { i = (i + 1) & m }
@@ -182,6 +184,12 @@ final class KeyIndex {
             let tail = key.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self) >> UInt64(8 * (16 - n))
             return (key.loadUnaligned(as: UInt64.self), n == 8 ? 0 : tail)
         }
+        if n >= 4 {
+            // Two overlapping 4-byte loads (ids such as "u073046"): the shared bytes agree.
+            let low = UInt64(key.loadUnaligned(as: UInt32.self).littleEndian)
+            let high = UInt64(key.loadUnaligned(fromByteOffset: n - 4, as: UInt32.self).littleEndian)
+            return (low | high << UInt64(8 * (n - 4)), 0)
+        }
         var w: UInt64 = 0
         for i in 0..<n { w |= UInt64(key[i]) << UInt64(8 * i) }
         return (w, 0)
@@ -189,7 +197,7 @@ final class KeyIndex {
 
     /// A seeded multiply-xorshift hash: the prefix words, then any further 8-byte words.
     @inline(__always)
-    static func hash(_ key: UnsafeRawBufferPointer, _ w0: UInt64, _ w1: UInt64) -> UInt64 {
+    static func hash(_ key: UnsafeRawBufferPointer, _ w0: UInt64, _ w1: UInt64, seed: UInt64) -> UInt64 {
         let m: UInt64 = 0x9E37_79B9_7F4A_7C15
         var h = (seed ^ UInt64(key.count)) &* m
         h = (h ^ w0) &* m

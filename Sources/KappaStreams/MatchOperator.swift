@@ -104,6 +104,8 @@ public final class TicketRideMatcher {
     private var pending = Heap<Ticket>()
     private var oldestPending: TimestampNanos? { pending.min?.time }
     private var rideCount = 0
+    /// closeReady's scratch: the users of the tickets it emitted.
+    private var readyUsers: [Int32] = []
 
     public init(spec: MatchSpec) { self.spec = spec }
 
@@ -158,9 +160,14 @@ public final class TicketRideMatcher {
         rideCount += 1
         // In place: no copy of the user's list. A user's rides come from one partition
         // unless the rides topic is re-keyed; (time, partition, offset) orders them all.
+        let ride = Ride(id: id, time: time, partition: partition, offset: offset)
         var i = rides[u].count
         while i > 0 && (rides[u][i - 1].time, rides[u][i - 1].partition, rides[u][i - 1].offset) > (time, partition, offset) { i -= 1 }
-        rides[u].insert(Ride(id: id, time: time, partition: partition, offset: offset), at: i)
+        if i == rides[u].count {
+            rides[u].append(ride)  // the usual case: a user's rides arrive in order
+        } else {
+            rides[u].insert(ride, at: i)
+        }
         prune(&rides[u])
     }
 
@@ -183,11 +190,15 @@ public final class TicketRideMatcher {
             // exactly that distance is still on time, so equality must wait.
             horizon = rst - spec.graceNanos
         }
-        var ready: [Ticket] = []
-        while let t = pending.min, idleRides || t.time < horizon { ready.append(pending.removeMin()) }
-        guard !ready.isEmpty else { return }
-        for t in ready { emit(result(for: t, final: true)) }
-        for user in Set(ready.map(\.user)) { prune(&rides[Int(user)]) }
+        guard let first = pending.min, idleRides || first.time < horizon else { return }
+        // Each ticket's match is read before its user's rides are pruned for the tickets
+        // still waiting; the users are pruned once the ready tickets are all out.
+        readyUsers.removeAll(keepingCapacity: true)
+        while let t = pending.min, idleRides || t.time < horizon {
+            emit(result(for: pending.removeMin(), final: true))
+            readyUsers.append(t.user)
+        }
+        for user in readyUsers { prune(&rides[Int(user)]) }
     }
 
     func result(for t: Ticket, final: Bool) -> MatchResult {
