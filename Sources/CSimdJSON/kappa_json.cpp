@@ -50,7 +50,17 @@ struct kj_fields {
     bool flat = false;
     /// Each path's first key (views into `paths`, which no longer change).
     std::vector<std::string_view> first_keys;
+    /// A first key of at most 16 bytes as two little-endian words, zero-padded: the scan
+    /// compares a document's key with two masked loads (the padding makes them readable).
+    struct key_words { uint64_t w0, w1, m0, m1; };
+    std::vector<key_words> first_words;
 };
+
+static uint64_t load_word(const uint8_t *p) {
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    return w;
+}
 
 extern "C" kj_parser *kj_parser_create(size_t max_document_bytes) {
     try {
@@ -117,7 +127,15 @@ extern "C" kj_fields *kj_fields_create(const char *const *paths, size_t count) {
         for (size_t j = 0; j < i && f->one_pass; j++)
             if (f->paths[j][0].key == f->paths[i][0].key) f->one_pass = false;
     }
-    for (const auto &path : f->paths) f->first_keys.push_back(path[0].is_index ? std::string_view() : std::string_view(path[0].key));
+    for (const auto &path : f->paths) {
+        std::string_view key = path[0].is_index ? std::string_view() : std::string_view(path[0].key);
+        f->first_keys.push_back(key);
+        uint8_t bytes[16] = {};
+        std::memcpy(bytes, key.data(), key.size() < 16 ? key.size() : 16);
+        auto mask = [](size_t n) { return n >= 8 ? ~uint64_t(0) : (uint64_t(1) << (8 * n)) - 1; };
+        const size_t n = key.size();
+        f->first_words.push_back({load_word(bytes), load_word(bytes + 8), mask(n), n > 8 ? mask(n - 8) : 0});
+    }
     if (f->one_pass) {
         f->flat = true;
         for (size_t i = 0; i < count; i++) {
@@ -588,7 +606,16 @@ static int scan_flat(const kj_fields *fields, const uint8_t *data, size_t length
             size_t i = size_t(__builtin_ctzll(candidates));
             candidates &= candidates - 1;
             const std::string_view k = fields->first_keys[i];
-            if (k.size() == key_length && std::memcmp(k.data(), key, key_length) == 0) { wanted = i; break; }
+            if (k.size() != key_length) continue;
+            bool same;
+            if (key_length <= 16 && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__) {
+                // Two loads from the key's start: within the document and its padding.
+                const auto &w = fields->first_words[i];
+                same = (load_word(key) & w.m0) == w.w0 && (load_word(key + 8) & w.m1) == w.w1;
+            } else {
+                same = std::memcmp(k.data(), key, key_length) == 0;
+            }
+            if (same) { wanted = i; break; }
         }
         const uint8_t c = *s.p;
         if (c == '"') {
