@@ -223,22 +223,22 @@ public final class JobTask {
                 let extractor = isTicket ? self.extractor : rideExtractor!
                 // Records are looked ahead of (a window of four within the batch) so that
                 // the matcher's lookups are started before they are needed (see
-                // `TicketRideMatcher.prefetchUser`), from the record keys.
+                // `TicketRideMatcher.prefetchUser`), from the record keys: the user's slot
+                // three records ahead, the user's rides two ahead.
                 var r0 = try records.next()
                 var r1 = r0 == nil ? nil : try records.next()
                 var r2 = r1 == nil ? nil : try records.next()
                 if let k = r1?.key { m.prefetchUser(k) }
                 if let k = r2?.key { m.prefetchUser(k) }
-                var u1 = r1?.key.flatMap { m.prefetchListRef($0) }
+                if let k = r1?.key { m.prefetchRides(k) }
                 while let r = r0 {
                     let r3 = r2 == nil ? nil : try records.next()
                     if let k = r3?.key { m.prefetchUser(k) }
-                    let u2 = r2?.key.flatMap { m.prefetchListRef($0) }
-                    if let u1 { m.prefetchList(u1) }
+                    if let k = r2?.key { m.prefetchRides(k) }
                     matchEvent(r, source: i, compressed: compressed, m, isTicket, extractor)
                     position = r.offset + 1
                     n += 1
-                    (r0, r1, r2, u1) = (r1, r2, r3, u2)
+                    (r0, r1, r2) = (r1, r2, r3)
                 }
             }
         }

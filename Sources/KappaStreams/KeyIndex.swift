@@ -15,7 +15,7 @@ import Darwin
 /// Open addressing with linear probing (load at most 0.7); a slot holds 32 bits of the
 /// hash, the id and the key's first 16 bytes, so looking up a key of up to 16 bytes (ids,
 /// cities) in a table far larger than the cache touches one cache line; a longer key's
-/// tail is compared in the arena. The hash is seeded per process, so crafted keys cannot be
+/// tail is compared in the arena. A large table asks for huge pages (`HugePageMemory`). The hash is seeded per process, so crafted keys cannot be
 /// aimed at one chain. Append-only: an operator that forgets keys drops its whole index (a
 /// closed window) or keeps its keys for good (the matcher's users).
 ///
@@ -48,11 +48,11 @@ final class KeyIndex {
         while n * 7 < capacity * 10 { n <<= 1 }
         self.capacity = n
         mask = n - 1
-        slots = Self.allocateSlots(n)
+        slots = HugePageMemory.allocate(Slot.self, capacity: n)
         slots.initialize(repeating: Slot(tagAndId: 0, w0: 0, w1: 0, count: 0, start: 0), count: n)
     }
 
-    deinit { free(slots) }
+    deinit { HugePageMemory.deallocate(slots, capacity: capacity) }
 
     var count: Int { starts.count - 1 }
 
@@ -152,7 +152,7 @@ final class KeyIndex {
 
     private func grow() {
         let n = capacity * 2
-        let fresh = Self.allocateSlots(n)
+        let fresh = HugePageMemory.allocate(Slot.self, capacity: n)
         fresh.initialize(repeating: Slot(tagAndId: 0, w0: 0, w1: 0, count: 0, start: 0), count: n)
         let m = n - 1
         for j in 0..<capacity where slots[j].tagAndId != 0 {
@@ -168,30 +168,10 @@ final class KeyIndex {
             while fresh[i].tagAndId != 0 { i = (i + 1) & m }
             fresh[i] = s
         }
-        free(slots)
+        HugePageMemory.deallocate(slots, capacity: capacity)
         slots = fresh
         capacity = n
         mask = m
-    }
-
-    /// Room for `n` slots. A table of 2 MiB or more (the matcher's users: 240k users are
-    /// 16 MiB) is aligned to 2 MiB and asked for transparent huge pages: its lookups are
-    /// random, and with 4 KiB pages nearly each one also missed the TLB (a page walk,
-    /// nested under a hypervisor) besides the cache.
-    private static func allocateSlots(_ n: Int) -> UnsafeMutablePointer<Slot> {
-        let bytes = n * MemoryLayout<Slot>.stride
-        let huge = 2 << 20
-        var raw: UnsafeMutableRawPointer?
-        if bytes >= huge {
-            guard posix_memalign(&raw, huge, bytes) == 0, let raw else { fatalError("out of memory for \(n) key slots") }
-            #if os(Linux)
-            _ = madvise(raw, bytes, MADV_HUGEPAGE)  // a hint: without THP, 4 KiB pages as before
-            #endif
-        } else {
-            raw = malloc(bytes)
-            guard raw != nil else { fatalError("out of memory for \(n) key slots") }
-        }
-        return raw!.bindMemory(to: Slot.self, capacity: n)
     }
 
     /// The first 16 bytes of `key` as two little-endian words, zero-padded.

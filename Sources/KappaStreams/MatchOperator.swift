@@ -97,7 +97,7 @@ public final class TicketRideMatcher {
     private var users = KeyIndex(capacity: 1024)
     /// By user id: the user as results show it (made once per user).
     private var userNames: [String] = []
-    private var rides: [[Ride]] = []  // by user id, ascending by (time, partition, offset)
+    private var rides = RideLists()  // by user id
     /// Tickets waiting for the rides to catch up, by (time, partition, offset): those that
     /// become final come off the top. A heap, not a sorted array: re-keyed tickets arrive
     /// from several partitions a batch at a time, far from in order.
@@ -121,33 +121,24 @@ public final class TicketRideMatcher {
 
     /// Hints for records about to be added, so that their lookups do not wait for memory
     /// (240k users' state is far larger than the cache). A record's key is its user when
-    /// its topic is keyed by the job's key; a wrong key only wastes a load. Three stages,
-    /// one record apart: `prefetchUser` starts loading the user's slot; `prefetchListRef`
-    /// (the slot has arrived) finds the user's id and starts loading the reference to
-    /// its ride list; `prefetchList` (that has arrived) starts loading the list itself.
+    /// its topic is keyed by the job's key; a wrong key only wastes a load. Two stages,
+    /// records apart: `prefetchUser` starts loading the user's slot in the key index;
+    /// `prefetchRides` (the slot has arrived) finds the user's id and starts loading the
+    /// user's rides.
     @inline(__always)
     func prefetchUser(_ user: UnsafeRawBufferPointer) { users.prefetch(user) }
 
     @inline(__always)
-    func prefetchListRef(_ user: UnsafeRawBufferPointer) -> Int32? {
-        guard let u = users.find(user), Int(u) < rides.count else { return nil }
-        rides.withUnsafeBytes { kappa_prefetch($0.baseAddress! + Int(u) * MemoryLayout<[Ride]>.stride) }
-        return u
-    }
-
-    @inline(__always)
-    func prefetchList(_ u: Int32) {
-        // An Array is one reference to its storage, whose header holds the count and the
-        // first rides. Its address is read as raw bits: copying the Array would retain
-        // it, writing the very line being prefetched. A prefetch never faults.
-        rides.withUnsafeBytes { kappa_prefetch($0.load(fromByteOffset: Int(u) * MemoryLayout<[Ride]>.stride, as: UnsafeRawPointer?.self)) }
+    func prefetchRides(_ user: UnsafeRawBufferPointer) {
+        guard let u = users.find(user) else { return }
+        rides.prefetch(Int(u))
     }
 
     @inline(__always)
     private func userId(_ user: UnsafeRawBufferPointer) -> Int {
         let u = Int(users.id(of: user))
-        if u == rides.count {
-            rides.append([])
+        if u == rides.users {
+            rides.addUser()
             userNames.append(String(decoding: user, as: UTF8.self))
         }
         return u
@@ -158,17 +149,10 @@ public final class TicketRideMatcher {
     public func addRide(user: UnsafeRawBufferPointer, id: String, time: TimestampNanos, partition: Int32, offset: Int64) {
         let u = userId(user)
         rideCount += 1
-        // In place: no copy of the user's list. A user's rides come from one partition
-        // unless the rides topic is re-keyed; (time, partition, offset) orders them all.
-        let ride = Ride(id: id, time: time, partition: partition, offset: offset)
-        var i = rides[u].count
-        while i > 0 && (rides[u][i - 1].time, rides[u][i - 1].partition, rides[u][i - 1].offset) > (time, partition, offset) { i -= 1 }
-        if i == rides[u].count {
-            rides[u].append(ride)  // the usual case: a user's rides arrive in order
-        } else {
-            rides[u].insert(ride, at: i)
-        }
-        prune(&rides[u])
+        // A user's rides come from one partition unless the rides topic is re-keyed;
+        // (time, partition, offset) orders them all.
+        rides.insert(Ride(id: id, time: time, partition: partition, offset: offset), for: u)
+        prune(u)
     }
 
     /// Adds an on-time ticket (judged by the caller) to the waiting list.
@@ -198,11 +182,11 @@ public final class TicketRideMatcher {
             emit(result(for: pending.removeMin(), final: true))
             readyUsers.append(t.user)
         }
-        for user in readyUsers { prune(&rides[Int(user)]) }
+        for user in readyUsers { prune(Int(user)) }
     }
 
     func result(for t: Ticket, final: Bool) -> MatchResult {
-        let ride = rides[Int(t.user)].last(where: { $0.time <= t.time })
+        let ride = rides.latest(for: Int(t.user), atOrBefore: t.time)
         return MatchResult(ticketId: t.id, user: userNames[Int(t.user)], ticketTime: t.time, ticketPartition: t.partition,
                            ticketOffset: t.offset, rideId: ride?.id, rideTime: ride?.time, ridePartition: ride?.partition,
                            rideOffset: ride?.offset, final: final)
@@ -211,19 +195,14 @@ public final class TicketRideMatcher {
     /// Tickets still waiting, with their match so far, for queries.
     public func openResults() -> [MatchResult] { pending.unordered.sorted().map { result(for: $0, final: false) } }
 
-    /// Drops rides no future ticket can match: keep those after the oldest ticket time
-    /// still possible, and the latest one at or before it.
-    private func prune(_ list: inout [Ride]) {
+    /// Drops user `u`'s rides no future ticket can match: keeps those after the oldest
+    /// ticket time still possible, and the latest one at or before it.
+    @inline(__always)
+    private func prune(_ u: Int) {
         guard let tst = ticketsWatermark else { return }
         var horizon = tst - spec.graceNanos
         if let oldest = oldestPending, oldest < horizon { horizon = oldest }
-        guard list.count > 1, list[1].time <= horizon else { return }  // nothing to drop
-        var lastOld = -1
-        for (i, r) in list.enumerated() where r.time <= horizon { lastOld = i }
-        if lastOld > 0 {
-            list.removeFirst(lastOld)
-            rideCount -= lastOld
-        }
+        rideCount -= rides.prune(u, horizon: horizon)
     }
 
     public var stateSize: (rides: Int, pendingTickets: Int) { (rideCount, pending.count) }
@@ -237,8 +216,8 @@ public final class TicketRideMatcher {
         w.put(users.count)
         for u in 0..<users.count {
             w.put(userNames[u])
-            w.put(rides[u].count)
-            for r in rides[u] {
+            w.put(rides.count(of: u))
+            rides.forEach(of: u) { r in
                 w.put(r.id)
                 w.put(r.time.rawValue)
                 w.put(Int64(r.partition))
@@ -287,7 +266,7 @@ public final class TicketRideMatcher {
         }
         users = KeyIndex(capacity: 1024)
         userNames = []
-        rides = []
+        rides = RideLists()
         rideCount = 0
         for _ in 0..<(try r.count()) {
             let user = try r.string()
@@ -296,8 +275,8 @@ public final class TicketRideMatcher {
                 list.append(Ride(id: try r.string(), time: TimestampNanos(try r.int64()), partition: try partition(&r), offset: try r.int64()))
             }
             rideCount += list.count
-            guard Int(users.id(of: user)) == rides.count else { throw StateReader.Failure(description: "user '\(user)' twice") }
-            rides.append(list)
+            guard Int(users.id(of: user)) == rides.users else { throw StateReader.Failure(description: "user '\(user)' twice") }
+            rides.set(list, for: rides.addUser())
             userNames.append(user)
         }
         var waiting: [Ticket] = []
@@ -305,8 +284,8 @@ public final class TicketRideMatcher {
             let id = try r.string()
             let user = try r.string()
             let u = Int(users.id(of: user))
-            if u == rides.count {  // older checkpoints listed only users with rides
-                rides.append([])
+            if u == rides.users {  // older checkpoints listed only users with rides
+                rides.addUser()
                 userNames.append(user)
             }
             waiting.append(Ticket(id: id, user: Int32(u), time: TimestampNanos(try r.int64()), partition: try partition(&r), offset: try r.int64()))

@@ -1,0 +1,252 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import CPrefetch
+import KappaCore
+
+/// The rides the matcher keeps per user, ascending by (time, partition, offset).
+///
+/// Pruning keeps a user's latest ride at or before the oldest ticket time still possible
+/// and those after it, so a user holds a few rides at a time (1M rides of 176k users:
+/// 1–2 for nine in ten users, more than four for under 1 %). Each user has `inline` slots
+/// in one table indexed by user id, and a count in a small array that stays cached: a
+/// ride costs one random access, no allocation, in memory that asks for huge pages. A
+/// user who needs more at once keeps them in `spilled` until pruning brings them back.
+/// Before, a Swift array per user cost an allocation (and reallocations as it grew), a
+/// reference to follow and a header to load per ride, each a cache and TLB miss: about a
+/// quarter of a 1M-ride match replay's CPU.
+final class RideLists {
+    typealias Ride = TicketRideMatcher.Ride
+
+    static let inline = 4
+    /// `counts[u]` of a user whose rides are in `spilled`.
+    private static let isSpilled: UInt8 = .max
+
+    /// User u's inline rides are `slots[u * inline ..< u * inline + counts[u]]`
+    /// (initialized); the rest of its slots are uninitialized.
+    private var slots: UnsafeMutablePointer<Ride>
+    private var counts: UnsafeMutablePointer<UInt8>
+    private var capacity: Int
+    /// Users so far (ids `0..<users`).
+    private(set) var users = 0
+    private var spilled: [Int32: [Ride]] = [:]
+
+    init(capacity: Int = 1024) {
+        self.capacity = capacity
+        slots = HugePageMemory.allocate(Ride.self, capacity: capacity * Self.inline)
+        counts = .allocate(capacity: capacity)
+    }
+
+    deinit {
+        for u in 0..<users where counts[u] != Self.isSpilled { (slots + u * Self.inline).deinitialize(count: Int(counts[u])) }
+        HugePageMemory.deallocate(slots, capacity: capacity * Self.inline)
+        counts.deallocate()
+    }
+
+    /// Adds a user with no rides; returns its id.
+    @discardableResult
+    func addUser() -> Int {
+        if users == capacity {
+            // Rides are moved bit for bit (Swift values are bitwise movable).
+            slots = HugePageMemory.reallocate(slots, from: capacity * Self.inline, to: capacity * 2 * Self.inline)
+            let biggerCounts = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity * 2)
+            biggerCounts.initialize(from: counts, count: users)
+            counts.deallocate()
+            counts = biggerCounts
+            capacity *= 2
+        }
+        counts[users] = 0
+        users += 1
+        return users - 1
+    }
+
+    /// Starts loading user `u`'s first rides (a hint for an access soon after).
+    @inline(__always)
+    func prefetch(_ u: Int) {
+        guard u < users else { return }
+        kappa_prefetch(slots + u * Self.inline)
+    }
+
+    @inline(__always)
+    static func precedes(_ a: Ride, _ b: Ride) -> Bool { (a.time, a.partition, a.offset) < (b.time, b.partition, b.offset) }
+
+    /// Adds `ride` in order among user `u`'s rides.
+    @inline(__always)
+    func insert(_ ride: Ride, for u: Int) {
+        let c = Int(counts[u])
+        guard c < Self.inline else {
+            if counts[u] == Self.isSpilled {
+                Self.insert(ride, into: &spilled[Int32(u), default: []])
+            } else {
+                spill(u, adding: ride)
+            }
+            return
+        }
+        let base = slots + u * Self.inline
+        var i = c
+        while i > 0 && Self.precedes(ride, base[i - 1]) { i -= 1 }
+        if i < c { (base + i + 1).moveInitialize(from: base + i, count: c - i) }  // the usual case, in order, moves nothing
+        (base + i).initialize(to: ride)
+        counts[u] = UInt8(c + 1)
+    }
+
+    /// A ride past the inline slots: the user's rides move to `spilled`.
+    private func spill(_ u: Int, adding ride: Ride) {
+        let base = slots + u * Self.inline
+        var list = [Ride](unsafeUninitializedCapacity: Self.inline * 2) { buffer, n in
+            buffer.baseAddress!.moveInitialize(from: base, count: Self.inline)
+            n = Self.inline
+        }
+        Self.insert(ride, into: &list)
+        spilled[Int32(u)] = list
+        counts[u] = Self.isSpilled
+    }
+
+    private static func insert(_ ride: Ride, into list: inout [Ride]) {
+        var i = list.count
+        while i > 0 && precedes(ride, list[i - 1]) { i -= 1 }
+        list.insert(ride, at: i)
+    }
+
+    /// Drops user `u`'s rides before the latest one at or before `horizon`; returns how
+    /// many it dropped.
+    @inline(__always)
+    func prune(_ u: Int, horizon: TimestampNanos) -> Int {
+        let c = Int(counts[u])
+        guard c <= Self.inline else { return pruneSpilled(u, horizon: horizon) }
+        let base = slots + u * Self.inline
+        guard c > 1, base[1].time <= horizon else { return 0 }  // nothing to drop
+        var lastOld = 1
+        while lastOld + 1 < c && base[lastOld + 1].time <= horizon { lastOld += 1 }
+        base.deinitialize(count: lastOld)
+        base.moveInitialize(from: base + lastOld, count: c - lastOld)
+        counts[u] = UInt8(c - lastOld)
+        return lastOld
+    }
+
+    private func pruneSpilled(_ u: Int, horizon: TimestampNanos) -> Int {
+        let key = Int32(u)
+        guard var list = spilled[key], list.count > 1, list[1].time <= horizon else { return 0 }
+        spilled[key] = nil  // `list` is now the only reference: changed in place
+        var lastOld = 1
+        while lastOld + 1 < list.count && list[lastOld + 1].time <= horizon { lastOld += 1 }
+        list.removeFirst(lastOld)
+        place(list, for: u)
+        return lastOld
+    }
+
+    /// Puts `list` (ascending) as user `u`'s rides, inline when it fits; the user holds
+    /// none inline and is not spilled.
+    private func place(_ list: [Ride], for u: Int) {
+        if list.count <= Self.inline {
+            (slots + u * Self.inline).initialize(from: list, count: list.count)
+            counts[u] = UInt8(list.count)
+        } else {
+            spilled[Int32(u)] = list
+            counts[u] = Self.isSpilled
+        }
+    }
+
+    /// User `u`'s latest ride at or before `time`.
+    @inline(__always)
+    func latest(for u: Int, atOrBefore time: TimestampNanos) -> Ride? {
+        let c = Int(counts[u])
+        guard c <= Self.inline else { return spilled[Int32(u)]?.last(where: { $0.time <= time }) }
+        let base = slots + u * Self.inline
+        var i = c
+        while i > 0 {
+            i -= 1
+            if base[i].time <= time { return base[i] }
+        }
+        return nil
+    }
+
+    func count(of u: Int) -> Int {
+        counts[u] == Self.isSpilled ? spilled[Int32(u)]?.count ?? 0 : Int(counts[u])
+    }
+
+    /// User `u`'s rides in order.
+    func forEach(of u: Int, _ body: (Ride) -> Void) {
+        if counts[u] == Self.isSpilled {
+            for r in spilled[Int32(u)] ?? [] { body(r) }
+            return
+        }
+        let base = slots + u * Self.inline
+        for i in 0..<Int(counts[u]) { body(base[i]) }
+    }
+
+    /// Sets the rides of `u`, a user just added (restoring a checkpoint): `list` ascending.
+    func set(_ list: [Ride], for u: Int) {
+        precondition(counts[u] == 0, "set is for a user with no rides yet")
+        place(list, for: u)
+    }
+}
+
+/// Memory for large tables of random access (per-user state over hundreds of thousands
+/// of users). From 2 MiB up it is mapped directly and, on Linux, advised for transparent
+/// huge pages, so a lookup misses the cache but not also the TLB (a page walk, nested
+/// under a hypervisor); it grows with `mremap`, which moves the pages instead of copying
+/// and faulting them in again. Smaller tables use malloc. Elements are moved bit for bit
+/// (Swift values are bitwise movable); the caller initializes and deinitializes them.
+enum HugePageMemory {
+    static let hugePage = 2 << 20
+
+    private static func bytes<T>(_: T.Type, _ n: Int) -> Int { max(1, n * MemoryLayout<T>.stride) }
+
+    static func allocate<T>(_ type: T.Type, capacity n: Int) -> UnsafeMutablePointer<T> {
+        let size = bytes(T.self, n)
+        return (size >= hugePage ? map(size) : small(malloc(size), n, T.self)).bindMemory(to: T.self, capacity: n)
+    }
+
+    /// The table at `p` with room for `newCapacity` elements, the first `oldCapacity`'s
+    /// bytes kept; `p` is no longer valid.
+    static func reallocate<T>(_ p: UnsafeMutablePointer<T>, from oldCapacity: Int, to newCapacity: Int) -> UnsafeMutablePointer<T> {
+        let old = bytes(T.self, oldCapacity)
+        let new = bytes(T.self, newCapacity)
+        let raw: UnsafeMutableRawPointer
+        if old >= hugePage {
+            #if os(Linux)
+            guard let moved = kappa_remap(p, old, new) else { fatalError("out of memory for \(newCapacity) \(T.self)") }
+            raw = moved
+            advise(raw, new)
+            #else
+            raw = map(new)
+            raw.copyMemory(from: p, byteCount: min(old, new))
+            munmap(p, old)
+            #endif
+        } else if new >= hugePage {
+            raw = map(new)
+            raw.copyMemory(from: p, byteCount: min(old, new))
+            free(p)
+        } else {
+            raw = small(realloc(p, new), newCapacity, T.self)
+        }
+        return raw.bindMemory(to: T.self, capacity: newCapacity)
+    }
+
+    static func deallocate<T>(_ p: UnsafeMutablePointer<T>, capacity n: Int) {
+        let size = bytes(T.self, n)
+        if size >= hugePage { munmap(p, size) } else { free(p) }
+    }
+
+    private static func map(_ size: Int) -> UnsafeMutableRawPointer {
+        guard let raw = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), raw != MAP_FAILED else {
+            fatalError("out of memory for a table of \(size) bytes")
+        }
+        advise(raw, size)
+        return raw
+    }
+
+    private static func advise(_ raw: UnsafeMutableRawPointer, _ size: Int) {
+        #if os(Linux)
+        _ = madvise(raw, size, MADV_HUGEPAGE)  // a hint: without THP, 4 KiB pages
+        #endif
+    }
+
+    private static func small<T>(_ raw: UnsafeMutableRawPointer?, _ n: Int, _: T.Type) -> UnsafeMutableRawPointer {
+        guard let raw else { fatalError("out of memory for \(n) \(T.self)") }
+        return raw
+    }
+}
