@@ -120,8 +120,10 @@ extension JobTask {
         s.add(key: key, time: time, type: textBytes(type), partition: state.sources[i].partition, offset: record.offset.rawValue)
     }
 
+    /// `knownUser`: the matcher's id for the user named by the record's key, if it has
+    /// one (looked up ahead by `drain`); used when the key is the record's user.
     func matchEvent(_ record: RecordView, source i: Int, compressed: Bool, _ m: TicketRideMatcher, _ isTicket: Bool,
-                    _ extractor: JSONFieldExtractor) {
+                    _ extractor: JSONFieldExtractor, knownUser: Int32?) {
         guard let (time, user) = event(record, source: i, compressed: compressed, extractor) else { return }
         guard let id = textBytes(extractor.field(2)) else {
             sendToDeadLetter(record, source: i, reason: "missing field '\(isTicket ? m.spec.ticketIdField : m.spec.rideIdField)'")
@@ -137,11 +139,18 @@ extension JobTask {
             return
         }
         let idString = String(decoding: id, as: UTF8.self)
+        let known = knownUser != nil && Self.sameBytes(record.key, user) ? knownUser : nil
         if isTicket {
-            m.addTicket(user: user, id: idString, time: time, partition: state.sources[i].partition, offset: offset)
+            m.addTicket(user: user, known: known, id: idString, time: time, partition: state.sources[i].partition, offset: offset)
         } else {
-            m.addRide(user: user, id: idString, time: time, partition: state.sources[i].partition, offset: offset)
+            m.addRide(user: user, known: known, id: idString, time: time, partition: state.sources[i].partition, offset: offset)
         }
+    }
+
+    @inline(__always)
+    static func sameBytes(_ a: UnsafeRawBufferPointer?, _ b: UnsafeRawBufferPointer) -> Bool {
+        guard let a, a.count == b.count else { return false }
+        return b.isEmpty || memcmp(a.baseAddress!, b.baseAddress!, b.count) == 0
     }
 
     /// A field's text as bytes — a string's content, a number's digits — valid until the

@@ -224,21 +224,23 @@ public final class JobTask {
                 // Records are looked ahead of (a window of four within the batch) so that
                 // the matcher's lookups are started before they are needed (see
                 // `TicketRideMatcher.prefetchUser`), from the record keys: the user's slot
-                // three records ahead, the user's rides two ahead.
+                // three records ahead, the user's rides two ahead. The id found then is
+                // the record's user's when its key is its user (`matchEvent` checks).
                 var r0 = try records.next()
                 var r1 = r0 == nil ? nil : try records.next()
                 var r2 = r1 == nil ? nil : try records.next()
                 if let k = r1?.key { m.prefetchUser(k) }
                 if let k = r2?.key { m.prefetchUser(k) }
-                if let k = r1?.key { m.prefetchRides(k) }
+                var u0 = r0?.key.flatMap { m.prefetchRides($0) }
+                var u1 = r1?.key.flatMap { m.prefetchRides($0) }
                 while let r = r0 {
                     let r3 = r2 == nil ? nil : try records.next()
                     if let k = r3?.key { m.prefetchUser(k) }
-                    if let k = r2?.key { m.prefetchRides(k) }
-                    matchEvent(r, source: i, compressed: compressed, m, isTicket, extractor)
+                    let u2 = r2?.key.flatMap { m.prefetchRides($0) }
+                    matchEvent(r, source: i, compressed: compressed, m, isTicket, extractor, knownUser: u0)
                     position = r.offset + 1
                     n += 1
-                    (r0, r1, r2) = (r1, r2, r3)
+                    (r0, r1, r2, u0, u1) = (r1, r2, r3, u1, u2)
                 }
             }
         }

@@ -128,10 +128,13 @@ public final class TicketRideMatcher {
     @inline(__always)
     func prefetchUser(_ user: UnsafeRawBufferPointer) { users.prefetch(user) }
 
+    /// Returns the user's id (nil: not known yet), which `addRide`/`addTicket` may be
+    /// given for the same user instead of looking it up again.
     @inline(__always)
-    func prefetchRides(_ user: UnsafeRawBufferPointer) {
-        guard let u = users.find(user) else { return }
+    func prefetchRides(_ user: UnsafeRawBufferPointer) -> Int32? {
+        guard let u = users.find(user) else { return nil }
         rides.prefetch(Int(u))
+        return u
     }
 
     @inline(__always)
@@ -146,8 +149,9 @@ public final class TicketRideMatcher {
 
     /// `addRide` with the user's UTF-8 bytes as they lie in the record: the hot path.
     /// The ride must be on time (judged by the caller).
-    public func addRide(user: UnsafeRawBufferPointer, id: String, time: TimestampNanos, partition: Int32, offset: Int64) {
-        let u = userId(user)
+    /// `known`: the user's id if the caller found it (`prefetchRides` of these same bytes).
+    public func addRide(user: UnsafeRawBufferPointer, known: Int32? = nil, id: String, time: TimestampNanos, partition: Int32, offset: Int64) {
+        let u = known.map(Int.init) ?? userId(user)
         rideCount += 1
         // A user's rides come from one partition unless the rides topic is re-keyed;
         // (time, partition, offset) orders them all.
@@ -156,8 +160,8 @@ public final class TicketRideMatcher {
     }
 
     /// Adds an on-time ticket (judged by the caller) to the waiting list.
-    public func addTicket(user: UnsafeRawBufferPointer, id: String, time: TimestampNanos, partition: Int32, offset: Int64) {
-        pending.insert(Ticket(id: id, user: Int32(userId(user)), time: time, partition: partition, offset: offset))
+    public func addTicket(user: UnsafeRawBufferPointer, known: Int32? = nil, id: String, time: TimestampNanos, partition: Int32, offset: Int64) {
+        pending.insert(Ticket(id: id, user: known ?? Int32(userId(user)), time: time, partition: partition, offset: offset))
     }
 
     /// Emits every ticket whose match is final, ordered by (ticket time, partition,

@@ -16,12 +16,15 @@ final class TaskOutput {
     private(set) var appended: Int64 = 0
     /// Records were appended since the last `publish()`.
     private(set) var unpublished = false
+    /// The committed marker as it is on disk (a missing one reads as empty).
+    private var published: CommittedMarker
 
     init(directory: DataDirectory, topicPartition: TopicPartition, fsync: FsyncPolicy) throws(KappaError) {
         let config = try directory.topicConfig(topicPartition.topic)
         writer = try PartitionWriter(directory: directory, topicPartition: topicPartition, config: config, fsync: fsync)
         fileSystem = directory.fileSystem
         builder = RecordBatchBuilder(compression: config.codec)
+        published = try CommittedMarker.read(fileSystem, partitionDirectory: writer.directory)
     }
 
     /// Appends a result record: key and value bytes, headers in their wire form.
@@ -72,9 +75,15 @@ final class TaskOutput {
 
     var end: Offset { writer.nextOffset }
 
-    /// Makes everything up to the current end visible to readers.
+    /// Makes everything up to the current end visible to readers. A marker that would not
+    /// change is not rewritten: a version's late-events and dead-letter partitions mostly
+    /// stay empty, and each rewrite is a new file (write, rename).
     func publish() throws(KappaError) {
-        try writer.endMarker.write(fileSystem, partitionDirectory: writer.directory)
+        let marker = writer.endMarker
+        if marker != published {
+            try marker.write(fileSystem, partitionDirectory: writer.directory)
+            published = marker
+        }
         unpublished = false
     }
 
