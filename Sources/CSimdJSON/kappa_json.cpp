@@ -50,8 +50,9 @@ struct kj_fields {
     bool flat = false;
     /// Each path's first key (views into `paths`, which no longer change).
     std::vector<std::string_view> first_keys;
-    /// A first key of at most 16 bytes as two little-endian words, zero-padded: the scan
-    /// compares a document's key with two masked loads (the padding makes them readable).
+    /// A first key of at most 16 bytes as two words, zero-padded, and the masks of its
+    /// bytes: the scan compares a document's key with two masked loads (the padding makes
+    /// them readable; little-endian machines only, memcmp elsewhere).
     struct key_words { uint64_t w0, w1, m0, m1; };
     std::vector<key_words> first_words;
 };
@@ -450,8 +451,9 @@ static int lazy_one_pass(kj_parser *parser, const kj_fields *fields, const uint8
 // else — an escape in a key or a wanted string, a number the DOM parser may judge
 // differently (over 19 digits, beyond int64 as an integer, out of a double's range), a
 // byte that is not where valid JSON puts it, the end reached early — returns SCAN_BAIL and
-// the on-demand walk decides, so no answer differs from it. Every read is bounds-checked:
-// the scan trusts no input.
+// the on-demand walk decides, so no answer differs from it. The scan trusts no input:
+// every read stays within the document and the KJ_PADDING bytes after it (16-byte
+// loads may reach into the padding; what they find there is never taken).
 static constexpr int SCAN_BAIL = 1;
 
 static inline bool json_space(uint8_t c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
