@@ -85,6 +85,29 @@ extension CLITests {
             let task = try #require(try ws.jobTasks("late-test", version: 1).first)
             #expect(intField(task, "late") == 2 && intField(task, "dead_letters") == 1 && intField(task, "processed") == 6,
                     "jobs describe counts: \(task)")
+
+            // The job's topics are written by the job alone: `produce` into one is refused
+            // (a record added there would be cut away when the job next starts).
+            let refused = try ws.kappa(["produce", "late-test.v1.late"], stdin: Self.trip(9000, city: "Rome", fare: 1) + [0x0A])
+            #expect(refused.status != 0 && refused.stderrText.contains("belongs to job 'late-test'"), "\(refused)")
+            expectSameLines(try ws.values("late-test.v1.late"), sortedLines([late1, late2]), "late-events topic after a refused produce")
+        }
+
+        /// A version whose late-events and dead-letter partitions never get a record creates
+        /// no log in them (they are opened at their first write); they read as empty.
+        @Test func lateAndDeadLetterPartitionsNeverWrittenHoldNoLog() throws {
+            let ws = try CLIWorkspace()
+            try ws.createTopic("trips", partitions: 1)
+            try ws.produce("trips", [Self.trip(100, city: "Berlin", fare: 10), Self.trip(3700, city: "Paris", fare: 20)])
+            let file = try ws.writeJobFile("late-test.yaml", Self.lateJob)
+            _ = try ws.ok(["replay", file])
+            for topic in ["late-test.v1.late", "late-test.v1.dead-letter"] {
+                #expect(try ws.logFiles(topic, 0).isEmpty, "\(topic)")
+                #expect(try ws.values(topic).isEmpty)
+            }
+            #expect(try Self.rows(try ws.values("late-out.v1")).count == 1)  // [0, 1h) of Berlin is final; Paris's is open
+            let tasks = try ws.jobTasks("late-test", version: 1)
+            #expect(tasks.count == 1 && tasks.allSatisfy { intField($0, "late") == 0 && intField($0, "dead_letters") == 0 }, "\(tasks)")
         }
 
         /// A job file that is wrong, and what the reason must name.

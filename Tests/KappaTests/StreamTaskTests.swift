@@ -47,4 +47,44 @@ import KappaTesting
             #expect(rows.map(\.key) == ["t1"] && rows.map(\.rideId) == ["r1"])
         }
     }
+
+    /// A task output that is never written (most late-events and dead-letter partitions)
+    /// creates no log: starting, rolling back to 0, flushing and publishing leave its
+    /// partition as the topic made it, and readers see it empty. Once written it has a log,
+    /// and a task that starts again from an earlier checkpoint cuts its records back.
+    @Test func anOutputNeverWrittenCreatesNoLogAndOneWrittenIsCutBackOnRestart() throws {
+        try TemporaryDirectory.with { tmp in
+            let dir = tmp.dataDirectory
+            try dir.createTopic("out", config: TopicConfig(partitions: 1, keyField: "k", transactional: true))
+            let tp = TopicPartition("out", 0)
+            let path = dir.partitionPath(tp)
+            let made = try dir.fileSystem.list(path).sorted()
+            do {
+                let out = try TaskOutput(directory: dir, topicPartition: tp, fsync: .never)
+                try out.rollBack(to: .zero)
+                #expect(try out.flush() == .zero)
+                try out.sync()
+                try out.publish()
+                #expect(out.end == .zero)
+            }
+            #expect(try dir.fileSystem.list(path).sorted() == made)
+            #expect(try PartitionStatus.read(dir, tp).endOffset == .zero)
+            // A checkpoint that counts records in a partition without a log is an error.
+            #expect(throws: KappaError.self) { try TaskOutput(directory: dir, topicPartition: tp, fsync: .never).rollBack(to: Offset(3)) }
+            do {
+                let out = try TaskOutput(directory: dir, topicPartition: tp, fsync: .never)
+                for i in 0..<3 { out.append(key: Array("k\(i)".utf8), value: Array("{}".utf8), timestamp: TimestampNanos(0), headers: []) }
+                #expect(try out.flush() == Offset(3))
+                try out.publish()
+            }
+            #expect(try dir.fileSystem.list(path).contains { $0.hasSuffix(".log") })
+            #expect(try PartitionStatus.read(dir, tp).endOffset == Offset(3))
+            let restarted = try TaskOutput(directory: dir, topicPartition: tp, fsync: .never)
+            #expect(restarted.end == Offset(3))  // opened at once: it holds a log
+            try restarted.rollBack(to: .zero)  // the last checkpoint was before them
+            #expect(restarted.end == .zero)
+            #expect(try PartitionStatus.read(dir, tp).endOffset == .zero)
+        }
+    }
 }
+
