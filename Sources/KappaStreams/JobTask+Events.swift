@@ -26,10 +26,11 @@ extension JobTask {
     /// bytes (field 1), valid until the next parse — or sends the record to the
     /// dead-letter topic with the reason: not JSON, no usable time, no key (a missing or
     /// null key field: a keyless record cannot be grouped), or, for a direct input, a
-    /// record in a partition that does not hold its key (see `misrouted`).
+    /// record in a partition that does not hold its key (see `misrouted`). `keyIsStored`:
+    /// a direct input's record whose stored key is exactly its job key.
     @inline(__always)
     private func event(_ record: RecordView, source i: Int, compressed: Bool, _ extractor: JSONFieldExtractor)
-        -> (time: TimestampNanos, key: UnsafeRawBufferPointer)? {
+        -> (time: TimestampNanos, key: UnsafeRawBufferPointer, keyIsStored: Bool)? {
         do {
             // Records `kappa produce` wrote were validated then: read only the fields the
             // job uses. A Kafka client's may be anything: validate them in full.
@@ -69,22 +70,23 @@ extension JobTask {
             sendToDeadLetter(record, source: i, reason: "key field '\(definition.keyField)' is \(other.kindName), expected a string or a number")
             return nil
         }
-        if !state.sources[i].rekeyed, let reason = misrouted(record, key: key, source: i) {
+        // For a direct input: is the stored key the job key (see `misrouted`)?
+        let keyIsStored = !state.sources[i].rekeyed && Self.sameBytes(record.key, key)
+        if !state.sources[i].rekeyed, !keyIsStored, let reason = misrouted(record, key: key, source: i) {
             sendToDeadLetter(record, source: i, reason: reason)
             return nil
         }
-        return (time, key)
+        return (time, key, keyIsStored)
     }
 
     /// A direct input's partition `task` must hold only keys this task owns: `kappa
     /// produce` routes by the topic's key field with murmur2, as the plan assumes. A
-    /// record whose stored key is its job key is placed right by construction (one byte
-    /// comparison); any other (produced with another `--key-field`, keyless, or by a
+    /// record whose stored key is its job key is placed right by construction (the caller
+    /// compares them, once); any other (produced with another `--key-field`, keyless, or by a
     /// client with another partitioner) is checked, and one that belongs to another task
     /// is refused — counting it here would split its key's results between two tasks.
     @inline(__always)
     private func misrouted(_ record: RecordView, key: UnsafeRawBufferPointer, source i: Int) -> String? {
-        if let stored = record.key, stored.count == key.count, key.isEmpty || memcmp(stored.baseAddress!, key.baseAddress!, key.count) == 0 { return nil }
         let owner = plan.owner(of: key)
         guard owner != task else { return nil }
         let input = plan.inputs[state.sources[i].input]
@@ -92,7 +94,7 @@ extension JobTask {
     }
 
     func windowEvent(_ record: RecordView, source i: Int, compressed: Bool, _ pre: WindowPreAggregator, _ merger: WindowMerger) {
-        guard let (time, key) = event(record, source: i, compressed: compressed, extractor) else { return }
+        guard let (time, key, _) = event(record, source: i, compressed: compressed, extractor) else { return }
         for f in 0..<fieldCount {
             switch extractor.field(2 + f) {
             case .integer(let v): values[f] = Decimal9(integer: v)
@@ -107,7 +109,7 @@ extension JobTask {
     }
 
     func sessionEvent(_ record: RecordView, source i: Int, compressed: Bool, _ s: Sessionizer) {
-        guard let (time, key) = event(record, source: i, compressed: compressed, extractor) else { return }
+        guard let (time, key, _) = event(record, source: i, compressed: compressed, extractor) else { return }
         guard state.sources[i].clock.admit(time) else {
             sendToLate(record, source: i, time: time, streamTime: state.sources[i].clock.streamTime)
             return
@@ -124,7 +126,7 @@ extension JobTask {
     /// one (looked up ahead by `drain`); used when the key is the record's user.
     func matchEvent(_ record: RecordView, source i: Int, compressed: Bool, _ m: TicketRideMatcher, _ isTicket: Bool,
                     _ extractor: JSONFieldExtractor, knownUser: Int32?) {
-        guard let (time, user) = event(record, source: i, compressed: compressed, extractor) else { return }
+        guard let (time, user, keyIsUser) = event(record, source: i, compressed: compressed, extractor) else { return }
         guard let id = textBytes(extractor.field(2)) else {
             sendToDeadLetter(record, source: i, reason: "missing field '\(isTicket ? m.spec.ticketIdField : m.spec.rideIdField)'")
             return
@@ -139,7 +141,7 @@ extension JobTask {
             return
         }
         let idString = String(decoding: id, as: UTF8.self)
-        let known = knownUser != nil && Self.sameBytes(record.key, user) ? knownUser : nil
+        let known = keyIsUser ? knownUser : nil
         if isTicket {
             m.addTicket(user: user, known: known, id: idString, time: time, partition: state.sources[i].partition, offset: offset)
         } else {
