@@ -47,12 +47,7 @@ struct ProduceCommand: ParsableCommand {
         try runReportingErrors {
             let dir = DataDirectory(root: data.path)
             let policy = FsyncPolicy(name: fsync)!
-            // A job's output, late-events, dead-letter and repartition topics are written by
-            // the job alone (as over HTTP and the Kafka protocol): a record added beside it
-            // would be cut away when the job next starts from its checkpoint.
-            if let job = try JobRegistry(directory: dir).owningJob(ofTopic: topic) {
-                throw KappaError(.conflict, "topic '\(topic)' belongs to job '\(job)'; only the job writes it")
-            }
+            try JobRegistry(directory: dir).refuseOutsideWrites(to: topic)
             let writer = try TopicWriter(directory: dir, topic: topic, fsync: policy, sealInBackground: true)
             // A topic created by a Kafka client has no JSON key field: no key unless one is given.
             let keyField = self.keyField ?? (writer.config.isKeyedByKafkaClients ? "" : writer.config.partitionKeyField)

@@ -76,9 +76,7 @@ extension KappaAPI {
     static func runIngest(_ body: ByteBuffer, topic: String, onError: Ingest.OnError, keyField: String?, timeField: String,
                           directory: DataDirectory, options: HTTPServerOptions) throws(KappaError) -> IngestOutcome {
         _ = try topicConfig(directory, topic)
-        if let job = try JobRegistry(directory: directory).owningJob(ofTopic: topic) {
-            throw KappaError(.conflict, "topic '\(topic)' belongs to job '\(job)'; only the job writes it")
-        }
+        try JobRegistry(directory: directory).refuseOutsideWrites(to: topic)
         let writer = try TopicWriter(directory: directory, topic: topic, fsync: options.fsync)
         let key = keyField ?? (writer.config.isKeyedByKafkaClients ? "" : writer.config.partitionKeyField)
         var ingest = Ingest(directory: directory, topic: topic, writer: writer, policy: options.fsync, onError: onError,

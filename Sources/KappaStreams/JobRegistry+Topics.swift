@@ -18,4 +18,13 @@ extension JobRegistry {
         }
         return nil
     }
+
+    /// Throws unless `topic` may be written from outside (`kappa produce`, HTTP ingest):
+    /// a job's topics are written by the job alone — a record added beside its output
+    /// would be cut away when the job next starts from its checkpoint.
+    public func refuseOutsideWrites(to topic: String) throws(KappaError) {
+        if let job = try owningJob(ofTopic: topic) {
+            throw KappaError(.conflict, "topic '\(topic)' belongs to job '\(job)'; only the job writes it")
+        }
+    }
 }

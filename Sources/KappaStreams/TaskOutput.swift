@@ -45,7 +45,8 @@ final class TaskOutput {
     /// published end (what a writer creates first).
     static func holdsLog(_ fs: any FileSystem, _ path: String) throws(KappaError) -> Bool {
         guard fs.isDirectory(path) else { return false }
-        return try fs.list(path).contains { $0 == "end" || $0.hasSuffix(".log") }
+        if fs.exists(PublishedEnd.path(path)) { return true }
+        return try !SegmentFiles.bases(in: path, fileSystem: fs).isEmpty
     }
 
     /// The partition's writer, opened (and its tail recovered) on first use.

@@ -54,5 +54,30 @@ extension HTTPTests {
             #expect(try ws.endOffsets("rides").reduce(0, +) == 15)
             #expect(try serve.stop() == 0)
         }
+
+        /// A job's topics are written by the job alone: ingest into its output or late-events
+        /// topic is refused (409) and writes nothing, as `kappa produce` refuses it.
+        @Test func aJobsTopicsAreRefused() throws {
+            let ws = try CLIWorkspace()
+            try ws.createTopic("rides", partitions: 2)
+            _ = try ws.ok(["produce", "rides", try ws.writeFile("rides.jsonl", lines: Self.good)])
+            let job = try ws.writeJobFile("per-user.yaml", """
+                name: per-user
+                inputs: [rides]
+                window: { key: user_id, time: time_utc, size: 1h, grace: 0s, aggregates: [count], emit: final }
+                output: per-user
+                """)
+            _ = try ws.ok(["replay", job])
+            let before = try ws.endOffsets("per-user.v1")
+            let serve = try HTTPServe(ws)
+            for topic in ["per-user.v1", "per-user.v1.late"] {
+                let problem = try expectProblem(try serve.post("/v1/topics/\(topic)/records", joinLines(Self.good)), 409)
+                #expect((problem["detail"] as? String)?.contains("belongs to job 'per-user'") == true, "\(problem)")
+            }
+            #expect(try ws.endOffsets("per-user.v1") == before)
+            #expect(try ws.endOffsets("per-user.v1.late").reduce(0, +) == 0)
+            #expect(try serve.stop() == 0)
+        }
     }
 }
+
