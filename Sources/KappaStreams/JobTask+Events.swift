@@ -140,12 +140,11 @@ extension JobTask {
             sender!.forward(isTicket ? .ticket : .ride, source: state.sources[i].id, to: owner, key: user, offset: offset, time: time, text: id)
             return
         }
-        let idString = String(decoding: id, as: UTF8.self)
         let known = keyIsUser ? knownUser : nil
         if isTicket {
-            m.addTicket(user: user, known: known, id: idString, time: time, partition: state.sources[i].partition, offset: offset)
+            m.addTicket(user: user, known: known, id: id, time: time, partition: state.sources[i].partition, offset: offset)
         } else {
-            m.addRide(user: user, known: known, id: idString, time: time, partition: state.sources[i].partition, offset: offset)
+            m.addRide(user: user, known: known, id: id, time: time, partition: state.sources[i].partition, offset: offset)
         }
     }
 
@@ -219,23 +218,25 @@ extension JobTask {
         writeResult(key: key, timestamp: s.end) { s.lineage.appendHeader(topic: lineageTopic, to: $0) }
     }
 
-    func writeMatch(_ m: MatchResult) {
+    func writeMatch(_ m: MatchRef) {
         guard case .match(let op) = op else { return }
         resultValue.removeAll()
         m.appendJSON(to: resultValue)
-        writeResult(key: m.ticketId, timestamp: m.ticketTime) { w in
-            w.append(op.spec.tickets)
-            w.append(UInt8(ascii: "/"))
-            w.appendInteger(Int64(m.ticketPartition))
-            w.append(UInt8(ascii: ":"))
-            w.appendInteger(m.ticketOffset)
-            if let rp = m.ridePartition, let ro = m.rideOffset {
-                w.append(UInt8(ascii: ","))
-                w.append(op.spec.rides)
+        m.ticket.id.withBytes { ticketId in
+            writeResult(key: ticketId, timestamp: m.ticket.time) { w in
+                w.append(op.spec.tickets)
                 w.append(UInt8(ascii: "/"))
-                w.appendInteger(Int64(rp))
+                w.appendInteger(Int64(m.ticket.partition))
                 w.append(UInt8(ascii: ":"))
-                w.appendInteger(ro)
+                w.appendInteger(m.ticket.offset)
+                if let ride = m.ride {
+                    w.append(UInt8(ascii: ","))
+                    w.append(op.spec.rides)
+                    w.append(UInt8(ascii: "/"))
+                    w.appendInteger(Int64(ride.partition))
+                    w.append(UInt8(ascii: ":"))
+                    w.appendInteger(ride.offset)
+                }
             }
         }
     }

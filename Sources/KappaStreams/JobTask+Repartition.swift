@@ -29,7 +29,7 @@ extension JobTask {
             return try forEachRecord(budget: budget) { (d, _, from) throws(RepartitionRecord.Failure) in
                 let rides = from.stream == 0
                 try forEachEvent(d, from, expecting: rides ? .ride : .ticket) { e in
-                    let id = String(decoding: e.text!, as: UTF8.self)
+                    let id = e.text!
                     if rides {
                         m.addRide(user: e.key, id: id, time: e.time, partition: from.partition, offset: e.offset)
                     } else {

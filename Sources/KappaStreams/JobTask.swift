@@ -296,7 +296,7 @@ public final class JobTask {
             s.closeReadyRaw(watermark: state.progress[0].watermark) { key, session in writeSession(key: key, session) }
         case .match(let m):
             state.refreshWatermarks()
-            m.closeReady(idleRides: state.progress[0].allIdle) { writeMatch($0) }
+            m.closeReadyRefs(idleRides: state.progress[0].allIdle) { writeMatch($0) }
         }
     }
 }

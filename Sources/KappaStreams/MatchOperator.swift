@@ -53,6 +53,44 @@ public struct MatchResult: Equatable, Sendable {
     static let null = Array("null".utf8)
 }
 
+/// A result as the matcher holds it, handed out for the length of a call: the ticket,
+/// its user as results show it, and the ride it matched. Written as JSON from the ids'
+/// bytes (`appendJSON`, the same bytes as `MatchResult.appendJSON`), without a String
+/// per result.
+struct MatchRef {
+    let ticket: TicketRideMatcher.Ticket
+    let user: String
+    let ride: TicketRideMatcher.Ride?
+
+    func appendJSON(to out: ByteWriter) {
+        out.append(MatchResult.ticketPrefix)
+        ticket.id.withBytes { JSONEscape.appendString($0, to: out) }
+        out.append(MatchResult.userPrefix)
+        JSONEscape.appendString(user, to: out)
+        out.append(MatchResult.ticketTimePrefix)
+        out.appendDecimalSeconds(ticket.time)
+        out.append(MatchResult.ridePrefix)
+        if let ride {
+            ride.id.withBytes { JSONEscape.appendString($0, to: out) }
+            out.append(MatchResult.rideTimePrefix)
+            out.append(UInt8(ascii: "\""))
+            out.appendDecimalSeconds(ride.time)
+            out.append(UInt8(ascii: "\""))
+        } else {
+            out.append(MatchResult.null)
+            out.append(MatchResult.rideTimePrefix)
+            out.append(MatchResult.null)
+        }
+        out.append(UInt8(ascii: "}"))
+    }
+
+    func result(final: Bool) -> MatchResult {
+        MatchResult(ticketId: ticket.id.string, user: user, ticketTime: ticket.time, ticketPartition: ticket.partition,
+                    ticketOffset: ticket.offset, rideId: ride?.id.string, rideTime: ride?.time, ridePartition: ride?.partition,
+                    rideOffset: ride?.offset, final: final)
+    }
+}
+
 /// Ride-to-ticket matching at the task that owns a set of users (an as-of join): each
 /// ticket is matched to the same user's latest ride with `time_utc` at or before the
 /// ticket's (ties: the ride later in its partition). Lateness is judged before a ride or
@@ -75,8 +113,9 @@ public final class TicketRideMatcher {
     /// come, so rides no such ticket can match are dropped.
     public var ticketsWatermark: TimestampNanos?
 
+    /// Plain bits (see `CompactID`): its id is owned by the `RideLists` holding it.
     struct Ride: Equatable {
-        var id: String
+        var id: CompactID
         var time: TimestampNanos
         var partition: Int32
         var offset: Int64
@@ -84,7 +123,7 @@ public final class TicketRideMatcher {
 
     /// Ordered by (time, partition, offset): the order tickets become final in.
     struct Ticket: Comparable {
-        var id: String
+        var id: CompactID  // owned by `pending`, freed when the ticket is emitted
         var user: Int32  // in `users`
         var time: TimestampNanos
         var partition: Int32
@@ -109,14 +148,22 @@ public final class TicketRideMatcher {
 
     public init(spec: MatchSpec) { self.spec = spec }
 
+    deinit {
+        for t in pending.unordered { t.id.deallocate() }
+    }
+
     public func addRide(user: String, id: String, time: TimestampNanos, partition: Int32 = 0, offset: Int64) {
-        var u = user
-        u.withUTF8 { addRide(user: UnsafeRawBufferPointer($0), id: id, time: time, partition: partition, offset: offset) }
+        var u = user, i = id
+        u.withUTF8 { u in i.withUTF8 { i in
+            addRide(user: UnsafeRawBufferPointer(u), id: UnsafeRawBufferPointer(i), time: time, partition: partition, offset: offset)
+        } }
     }
 
     public func addTicket(user: String, id: String, time: TimestampNanos, partition: Int32 = 0, offset: Int64) {
-        var u = user
-        u.withUTF8 { addTicket(user: UnsafeRawBufferPointer($0), id: id, time: time, partition: partition, offset: offset) }
+        var u = user, i = id
+        u.withUTF8 { u in i.withUTF8 { i in
+            addTicket(user: UnsafeRawBufferPointer(u), id: UnsafeRawBufferPointer(i), time: time, partition: partition, offset: offset)
+        } }
     }
 
     /// Hints for records about to be added, so that their lookups do not wait for memory
@@ -147,27 +194,33 @@ public final class TicketRideMatcher {
         return u
     }
 
-    /// `addRide` with the user's UTF-8 bytes as they lie in the record: the hot path.
-    /// The ride must be on time (judged by the caller).
+    /// `addRide` with the user's and the ride's UTF-8 bytes as they lie in the record:
+    /// the hot path. The ride must be on time (judged by the caller).
     /// `known`: the user's id if the caller found it (`prefetchRides` of these same bytes).
-    public func addRide(user: UnsafeRawBufferPointer, known: Int32? = nil, id: String, time: TimestampNanos, partition: Int32, offset: Int64) {
+    public func addRide(user: UnsafeRawBufferPointer, known: Int32? = nil, id: UnsafeRawBufferPointer, time: TimestampNanos, partition: Int32, offset: Int64) {
         let u = known.map(Int.init) ?? userId(user)
         rideCount += 1
         // A user's rides come from one partition unless the rides topic is re-keyed;
         // (time, partition, offset) orders them all.
-        rides.insert(Ride(id: id, time: time, partition: partition, offset: offset), for: u)
+        rides.insert(Ride(id: CompactID(id), time: time, partition: partition, offset: offset), for: u)
         prune(u)
     }
 
     /// Adds an on-time ticket (judged by the caller) to the waiting list.
-    public func addTicket(user: UnsafeRawBufferPointer, known: Int32? = nil, id: String, time: TimestampNanos, partition: Int32, offset: Int64) {
-        pending.insert(Ticket(id: id, user: known ?? Int32(userId(user)), time: time, partition: partition, offset: offset))
+    public func addTicket(user: UnsafeRawBufferPointer, known: Int32? = nil, id: UnsafeRawBufferPointer, time: TimestampNanos, partition: Int32, offset: Int64) {
+        pending.insert(Ticket(id: CompactID(id), user: known ?? Int32(userId(user)), time: time, partition: partition, offset: offset))
     }
 
     /// Emits every ticket whose match is final, ordered by (ticket time, partition,
     /// offset). `idleRides` (the opt-in idle timeout) finalises as if the rides had
     /// caught up.
     public func closeReady(idleRides: Bool = false, emit: (MatchResult) -> Void) {
+        closeReadyRefs(idleRides: idleRides) { emit($0.result(final: true)) }
+    }
+
+    /// `closeReady`, handing out each result as the matcher holds it (borrowed for the
+    /// call), so that the task writes it from bytes.
+    func closeReadyRefs(idleRides: Bool = false, emit: (MatchRef) -> Void) {
         guard !pending.isEmpty else { return }
         let horizon: TimestampNanos
         if idleRides {
@@ -183,21 +236,20 @@ public final class TicketRideMatcher {
         // still waiting; the users are pruned once the ready tickets are all out.
         readyUsers.removeAll(keepingCapacity: true)
         while let t = pending.min, idleRides || t.time < horizon {
-            emit(result(for: pending.removeMin(), final: true))
+            pending.removeMin()
+            emit(ref(for: t))
+            t.id.deallocate()
             readyUsers.append(t.user)
         }
         for user in readyUsers { prune(Int(user)) }
     }
 
-    func result(for t: Ticket, final: Bool) -> MatchResult {
-        let ride = rides.latest(for: Int(t.user), atOrBefore: t.time)
-        return MatchResult(ticketId: t.id, user: userNames[Int(t.user)], ticketTime: t.time, ticketPartition: t.partition,
-                           ticketOffset: t.offset, rideId: ride?.id, rideTime: ride?.time, ridePartition: ride?.partition,
-                           rideOffset: ride?.offset, final: final)
+    private func ref(for t: Ticket) -> MatchRef {
+        MatchRef(ticket: t, user: userNames[Int(t.user)], ride: rides.latest(for: Int(t.user), atOrBefore: t.time))
     }
 
     /// Tickets still waiting, with their match so far, for queries.
-    public func openResults() -> [MatchResult] { pending.unordered.sorted().map { result(for: $0, final: false) } }
+    public func openResults() -> [MatchResult] { pending.unordered.sorted().map { ref(for: $0).result(final: false) } }
 
     /// Drops user `u`'s rides no future ticket can match: keeps those after the oldest
     /// ticket time still possible, and the latest one at or before it.
@@ -222,7 +274,7 @@ public final class TicketRideMatcher {
             w.put(userNames[u])
             w.put(rides.count(of: u))
             rides.forEach(of: u) { r in
-                w.put(r.id)
+                r.id.withBytes { w.put($0) }
                 w.put(r.time.rawValue)
                 w.put(Int64(r.partition))
                 w.put(r.offset)
@@ -230,7 +282,7 @@ public final class TicketRideMatcher {
         }
         w.put(pending.count)
         for t in pending.unordered.sorted() {
-            w.put(t.id)
+            t.id.withBytes { w.put($0) }
             w.put(userNames[Int(t.user)])
             w.put(t.time.rawValue)
             w.put(Int64(t.partition))
@@ -272,28 +324,39 @@ public final class TicketRideMatcher {
         userNames = []
         rides = RideLists()
         rideCount = 0
+        for t in pending.unordered { t.id.deallocate() }
+        pending = Heap()
         for _ in 0..<(try r.count()) {
             let user = try r.string()
             var list: [Ride] = []
+            // A failure part way leaves the ids read so far to `list`, which frees them.
+            var handedOver = false
+            defer { if !handedOver { for ride in list { ride.id.deallocate() } } }
             for _ in 0..<(try r.count()) {
-                list.append(Ride(id: try r.string(), time: TimestampNanos(try r.int64()), partition: try partition(&r), offset: try r.int64()))
+                let id = try r.stringBytes()
+                list.append(Ride(id: CompactID(id), time: TimestampNanos(try r.int64()), partition: try partition(&r), offset: try r.int64()))
             }
             rideCount += list.count
             guard Int(users.id(of: user)) == rides.users else { throw StateReader.Failure(description: "user '\(user)' twice") }
             rides.set(list, for: rides.addUser())
+            handedOver = true
             userNames.append(user)
         }
         var waiting: [Ticket] = []
+        var handedOver = false
+        defer { if !handedOver { for t in waiting { t.id.deallocate() } } }
         for _ in 0..<(try r.count()) {
-            let id = try r.string()
+            let id = try r.stringBytes()
             let user = try r.string()
             let u = Int(users.id(of: user))
             if u == rides.users {  // older checkpoints listed only users with rides
                 rides.addUser()
                 userNames.append(user)
             }
-            waiting.append(Ticket(id: id, user: Int32(u), time: TimestampNanos(try r.int64()), partition: try partition(&r), offset: try r.int64()))
+            let time = try r.int64(), p = try partition(&r), offset = try r.int64()
+            waiting.append(Ticket(id: CompactID(id), user: Int32(u), time: TimestampNanos(time), partition: p, offset: offset))
         }
         pending = Heap(waiting)
+        handedOver = true
     }
 }

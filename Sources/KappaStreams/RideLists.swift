@@ -35,7 +35,8 @@ final class RideLists {
     }
 
     deinit {
-        for u in 0..<users where counts[u] != Self.isSpilled { (slots + u * Self.inline).deinitialize(count: Int(counts[u])) }
+        // Rides are plain bits; only their long ids hold memory.
+        for u in 0..<users { forEach(of: u) { $0.id.deallocate() } }
         HugePageMemory.deallocate(slots, capacity: capacity * Self.inline)
         counts.deallocate()
     }
@@ -67,7 +68,8 @@ final class RideLists {
     @inline(__always)
     static func precedes(_ a: Ride, _ b: Ride) -> Bool { (a.time, a.partition, a.offset) < (b.time, b.partition, b.offset) }
 
-    /// Adds `ride` in order among user `u`'s rides.
+    /// Adds `ride` in order among user `u`'s rides. The lists own its id from here on and
+    /// free it when the ride is pruned; rides handed out (`latest`, `forEach`) borrow it.
     @inline(__always)
     func insert(_ ride: Ride, for u: Int) {
         let c = Int(counts[u])
@@ -115,7 +117,7 @@ final class RideLists {
         guard c > 1, base[1].time <= horizon else { return 0 }  // nothing to drop
         var lastOld = 1
         while lastOld + 1 < c && base[lastOld + 1].time <= horizon { lastOld += 1 }
-        base.deinitialize(count: lastOld)
+        for i in 0..<lastOld { base[i].id.deallocate() }
         base.moveInitialize(from: base + lastOld, count: c - lastOld)
         counts[u] = UInt8(c - lastOld)
         return lastOld
@@ -127,6 +129,7 @@ final class RideLists {
         spilled[key] = nil  // `list` is now the only reference: changed in place
         var lastOld = 1
         while lastOld + 1 < list.count && list[lastOld + 1].time <= horizon { lastOld += 1 }
+        for i in 0..<lastOld { list[i].id.deallocate() }
         list.removeFirst(lastOld)
         place(list, for: u)
         return lastOld
@@ -173,6 +176,7 @@ final class RideLists {
     }
 
     /// Sets the rides of `u`, a user just added (restoring a checkpoint): `list` ascending.
+    /// The lists own the rides' ids from here on, as they do those `insert` is given.
     func set(_ list: [Ride], for u: Int) {
         precondition(counts[u] == 0, "set is for a user with no rides yet")
         place(list, for: u)

@@ -76,6 +76,14 @@ struct StateReader {
 
     mutating func decimal() throws(Failure) -> Decimal9 { Decimal9(raw: try int128()) }
 
+    /// What `string()` reads, as the checkpoint's bytes (valid while they are).
+    mutating func stringBytes() throws(Failure) -> UnsafeRawBufferPointer {
+        let n = try count(max: 1 << 24)
+        guard position + n <= bytes.count else { throw Failure(description: "truncated string") }
+        defer { position += n }
+        return UnsafeRawBufferPointer(rebasing: bytes[position..<(position + n)])
+    }
+
     mutating func string() throws(Failure) -> String {
         let n = try count(max: 1 << 24)
         guard position + n <= bytes.count else { throw Failure(description: "truncated string") }

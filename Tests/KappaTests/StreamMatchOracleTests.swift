@@ -52,7 +52,8 @@ enum MatchData {
             var times = raw.map(\.1)
             for _ in 0..<late { times[rng.int(0...(times.count - 1))] += lateDelay }
             return StreamFx.arrivalOrder(times, bound: bound, rng: &rng).enumerated().map { off, i in
-                MatchEvent(user: raw[i].0, id: "\(prefix)\(i)", time: raw[i].1, offset: Int64(off))
+                // A third of the ids are longer than a CompactID holds inline.
+                MatchEvent(user: raw[i].0, id: i % 3 == 0 ? "\(prefix)-with-a-longer-identifier-\(i)" : "\(prefix)\(i)", time: raw[i].1, offset: Int64(off))
             }
         }
         return (arrange(rides, prefix: "r", late: lateRides), arrange(tickets, prefix: "t", late: lateTickets))

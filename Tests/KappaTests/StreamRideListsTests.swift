@@ -83,7 +83,47 @@ import KappaTesting
         lists.insert(Ride(id: "late", time: TimestampNanos(100), partition: 0, offset: 100), for: 1)
         var got: [Ride] = []
         lists.forEach(of: 1) { got.append($0) }
-        #expect(got.map(\.id) == [long[long.count - 2].id, long[long.count - 1].id, "late"])
+        #expect(got.map(\.id.string) == [long[long.count - 2].id.string, long[long.count - 1].id.string, "late"])
+    }
+}
+
+extension TicketRideMatcher.Ride {
+    init(id: String, time: TimestampNanos, partition: Int32, offset: Int64) {
+        self.init(id: CompactID(id), time: time, partition: partition, offset: offset)
+    }
+}
+
+/// CompactID: up to 15 bytes inside the value, longer ones out of line; either way the
+/// same bytes back, equal by content, and a copy independent of its original.
+@Suite struct StreamCompactIDTests {
+    @Test(arguments: [0, 1, 7, 8, 14, 15, 16, 17, 36, 300])
+    func keepsItsBytes(length: Int) {
+        let text = String((0..<length).map { i in Character(UnicodeScalar(UInt8(33 + (i * 7) % 90))) })
+        let id = CompactID(text)
+        #expect(id.count == length)
+        #expect(id.string == text)
+        #expect(id.withBytes { Array($0) } == Array(text.utf8))
+        let copy = id.copy()
+        #expect(copy == id)
+        id.deallocate()
+        #expect(copy.string == text, "a copy outlives its original")
+        if length > 0 {
+            let other = CompactID(String(text.dropLast()) + "~")
+            #expect(other != copy)
+            other.deallocate()
+        }
+        let longer = CompactID(text + "x")
+        #expect(longer != copy, "a longer id is another id")
+        longer.deallocate()
+        copy.deallocate()
+    }
+
+    @Test func nonASCIIAndZeroBytes() {
+        for text in ["ü", "日本語のチケット番号", "a\u{0}b", "\u{0}"] {
+            let id = CompactID(text)
+            #expect(id.string == text && id.count == text.utf8.count)
+            id.deallocate()
+        }
     }
 }
 
