@@ -207,8 +207,27 @@ public struct RecordIterator {
         k.count == 8 && k.loadUnaligned(as: UInt64.self) == nanosKeyWord
     }
 
+    /// The one- and two-byte varints that make up most of a record inline; longer ones,
+    /// and every error, in `varintSlow`.
     @inline(__always) mutating func varint(limit: Int? = nil, bytesMax: Int = Varint.int64BytesMax) throws(BatchDecodeError) -> Int64 {
-        let lim = (limit ?? end) - position
+        let lim = limit ?? end
+        if position + 1 < lim {
+            let b0 = base.load(fromByteOffset: position, as: UInt8.self)
+            if b0 < 0x80 {
+                position += 1
+                return Varint.unzigzag(UInt64(b0))
+            }
+            let b1 = base.load(fromByteOffset: position + 1, as: UInt8.self)
+            if b1 < 0x80 {
+                position += 2
+                return Varint.unzigzag(UInt64(b0 & 0x7F) | UInt64(b1) << 7)
+            }
+        }
+        return try varintSlow(limit: lim, bytesMax: bytesMax)
+    }
+
+    @inline(never) mutating func varintSlow(limit: Int, bytesMax: Int) throws(BatchDecodeError) -> Int64 {
+        let lim = limit - position
         guard lim > 0, let (v, n) = Varint.read(base + position, limit: lim, bytesMax: bytesMax) else {
             throw BatchDecodeError("truncated or overlong varint at records byte \(position)")
         }
