@@ -16,7 +16,8 @@ import Darwin
 /// with `deallocate()` (`RideLists` for its rides, the matcher for its waiting tickets);
 /// copies handed out are borrowed and valid until then.
 struct CompactID {
-    /// Inline: the bytes in order across both words, the count in the last byte.
+    /// Inline: the bytes in order across both words (little-endian, as on every
+    /// platform Kappa builds for), the count in the last byte.
     /// Out of line: `first` the address, `second` the count with `outOfLine` in the
     /// last byte.
     private var first: UInt64
@@ -25,20 +26,43 @@ struct CompactID {
     static let inlineMax = 15
     private static let outOfLine: UInt64 = 0xFF << 56
 
+    @inline(__always)
     init(_ bytes: UnsafeRawBufferPointer) {
-        first = 0
-        second = 0
-        if bytes.count <= Self.inlineMax {
-            withUnsafeMutableBytes(of: &self) { me in
-                if let base = bytes.baseAddress { me.baseAddress!.copyMemory(from: base, byteCount: bytes.count) }
-                me[15] = UInt8(bytes.count)
-            }
-        } else {
-            let copy = malloc(bytes.count)!
-            copy.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
-            first = UInt64(UInt(bitPattern: copy))
-            second = UInt64(bytes.count) | Self.outOfLine
+        let n = bytes.count
+        guard n <= Self.inlineMax else {
+            self = Self.outOfLine(bytes)
+            return
         }
+        // Loads that overlap rather than a copy of `n` bytes: no call, no loop, and
+        // never a byte outside `bytes`.
+        var lo: UInt64 = 0, hi: UInt64 = 0
+        if let p = bytes.baseAddress {
+            if n >= 8 {
+                lo = p.loadUnaligned(as: UInt64.self)
+                hi = p.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self) >> UInt64((16 - n) * 8)
+            } else if n >= 4 {
+                lo = UInt64(p.loadUnaligned(as: UInt32.self))
+                    | UInt64(p.loadUnaligned(fromByteOffset: n - 4, as: UInt32.self)) << UInt64((n - 4) * 8)
+            } else if n > 0 {
+                lo = UInt64(p.load(as: UInt8.self))
+                    | UInt64(p.load(fromByteOffset: n / 2, as: UInt8.self)) << UInt64(n / 2 * 8)
+                    | UInt64(p.load(fromByteOffset: n - 1, as: UInt8.self)) << UInt64((n - 1) * 8)
+            }
+        }
+        first = lo
+        second = hi | UInt64(n) << 56
+    }
+
+    private init(first: UInt64, second: UInt64) {
+        self.first = first
+        self.second = second
+    }
+
+    @inline(never)
+    private static func outOfLine(_ bytes: UnsafeRawBufferPointer) -> CompactID {
+        let copy = malloc(bytes.count)!
+        copy.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+        return CompactID(first: UInt64(UInt(bitPattern: copy)), second: UInt64(bytes.count) | Self.outOfLine)
     }
 
     init(_ text: String) {

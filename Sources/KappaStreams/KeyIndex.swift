@@ -54,6 +54,13 @@ final class KeyIndex {
 
     deinit { HugePageMemory.deallocate(slots, capacity: capacity) }
 
+    /// Forgets every key (keeping the table's memory); ids start from 0 again.
+    func removeAll() {
+        arena.removeAll(keepingCapacity: true)
+        starts = [0]
+        slots.update(repeating: Slot(tagAndId: 0, w0: 0, w1: 0, count: 0, start: 0), count: capacity)
+    }
+
     var count: Int { starts.count - 1 }
 
     /// The id of `key`, interning it if new.

@@ -133,10 +133,11 @@ public final class TicketRideMatcher {
         static func == (a: Ticket, b: Ticket) -> Bool { (a.time, a.partition, a.offset) == (b.time, b.partition, b.offset) }
     }
 
-    private var users = KeyIndex(capacity: 1024)
+    // `let`: a stored `var` of class type is retained around every call on it.
+    private let users = KeyIndex(capacity: 1024)
     /// By user id: the user as results show it (made once per user).
     private var userNames: [String] = []
-    private var rides = RideLists()  // by user id
+    private let rides = RideLists()  // by user id
     /// Tickets waiting for the rides to catch up, by (time, partition, offset): those that
     /// become final come off the top. A heap, not a sorted array: re-keyed tickets arrive
     /// from several partitions a batch at a time, far from in order.
@@ -320,9 +321,9 @@ public final class TicketRideMatcher {
             if let legacyPartition { return legacyPartition }
             return Int32(truncatingIfNeeded: try r.int64())
         }
-        users = KeyIndex(capacity: 1024)
+        users.removeAll()
         userNames = []
-        rides = RideLists()
+        rides.removeAll()
         rideCount = 0
         for t in pending.unordered { t.id.deallocate() }
         pending = Heap()

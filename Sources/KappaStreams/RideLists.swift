@@ -8,7 +8,8 @@ import KappaCore
 /// 1–2 for nine in ten users, more than four for under 1 %). Each user has `inline` slots
 /// in one table indexed by user id, and a count in a small array that stays cached: a
 /// ride costs one random access, no allocation, in memory that asks for huge pages. A
-/// user who needs more at once keeps them in `spilled` until pruning brings them back.
+/// user who needs more at once keeps them in `spilled` until pruning brings them back;
+/// its first slot then holds where (an index, so finding them is a load, not a hash).
 /// Before, a Swift array per user cost an allocation (and reallocations as it grew), a
 /// reference to follow and a header to load per ride, each a cache and TLB miss: about a
 /// quarter of a 1M-ride match replay's CPU.
@@ -20,13 +21,16 @@ final class RideLists {
     private static let isSpilled: UInt8 = .max
 
     /// User u's inline rides are `slots[u * inline ..< u * inline + counts[u]]`
-    /// (initialized); the rest of its slots are uninitialized.
+    /// (initialized); the rest of its slots are uninitialized. A spilled user's first
+    /// slot holds its index in `spilled` (`spillIndex`).
     private var slots: UnsafeMutablePointer<Ride>
     private var counts: UnsafeMutablePointer<UInt8>
     private var capacity: Int
     /// Users so far (ids `0..<users`).
     private(set) var users = 0
-    private var spilled: [Int32: [Ride]] = [:]
+    /// Lists of spilled users; the empty ones are free, listed in `freeSpills`.
+    private var spilled: [[Ride]] = []
+    private var freeSpills: [Int] = []
 
     init(capacity: Int = 1024) {
         self.capacity = capacity
@@ -35,10 +39,52 @@ final class RideLists {
     }
 
     deinit {
-        // Rides are plain bits; only their long ids hold memory.
-        for u in 0..<users { forEach(of: u) { $0.id.deallocate() } }
+        freeIds()
         HugePageMemory.deallocate(slots, capacity: capacity * Self.inline)
         counts.deallocate()
+    }
+
+    /// Rides are plain bits; only their long ids hold memory.
+    private func freeIds() {
+        for u in 0..<users { forEach(of: u) { $0.id.deallocate() } }
+    }
+
+    /// Forgets every user and ride (keeping the memory).
+    func removeAll() {
+        freeIds()
+        users = 0
+        spilled = []
+        freeSpills = []
+    }
+
+    /// Where spilled user `u`'s rides are in `spilled`.
+    @inline(__always)
+    private func spillIndex(_ u: Int) -> Int {
+        UnsafeRawPointer(slots + u * Self.inline).load(as: Int.self)
+    }
+
+    /// Makes `list` user `u`'s spilled rides.
+    private func spill(_ list: [Ride], for u: Int) {
+        let i: Int
+        if let free = freeSpills.popLast() {
+            spilled[free] = list
+            i = free
+        } else {
+            spilled.append(list)
+            i = spilled.count - 1
+        }
+        UnsafeMutableRawPointer(slots + u * Self.inline).storeBytes(of: i, as: Int.self)
+        counts[u] = Self.isSpilled
+    }
+
+    /// Takes spilled user `u`'s rides out of `spilled`; the user holds none after.
+    private func unspill(_ u: Int) -> [Ride] {
+        let i = spillIndex(u)
+        let list = spilled[i]
+        spilled[i] = []
+        freeSpills.append(i)
+        counts[u] = 0
+        return list
     }
 
     /// Adds a user with no rides; returns its id.
@@ -75,7 +121,7 @@ final class RideLists {
         let c = Int(counts[u])
         guard c < Self.inline else {
             if counts[u] == Self.isSpilled {
-                Self.insert(ride, into: &spilled[Int32(u), default: []])
+                Self.insert(ride, into: &spilled[spillIndex(u)])
             } else {
                 spill(u, adding: ride)
             }
@@ -97,8 +143,7 @@ final class RideLists {
             n = Self.inline
         }
         Self.insert(ride, into: &list)
-        spilled[Int32(u)] = list
-        counts[u] = Self.isSpilled
+        spill(list, for: u)
     }
 
     private static func insert(_ ride: Ride, into list: inout [Ride]) {
@@ -124,9 +169,9 @@ final class RideLists {
     }
 
     private func pruneSpilled(_ u: Int, horizon: TimestampNanos) -> Int {
-        let key = Int32(u)
-        guard var list = spilled[key], list.count > 1, list[1].time <= horizon else { return 0 }
-        spilled[key] = nil  // `list` is now the only reference: changed in place
+        let i = spillIndex(u)
+        guard spilled[i].count > 1, spilled[i][1].time <= horizon else { return 0 }
+        var list = unspill(u)  // now the only reference: changed in place
         var lastOld = 1
         while lastOld + 1 < list.count && list[lastOld + 1].time <= horizon { lastOld += 1 }
         for i in 0..<lastOld { list[i].id.deallocate() }
@@ -142,8 +187,7 @@ final class RideLists {
             (slots + u * Self.inline).initialize(from: list, count: list.count)
             counts[u] = UInt8(list.count)
         } else {
-            spilled[Int32(u)] = list
-            counts[u] = Self.isSpilled
+            spill(list, for: u)
         }
     }
 
@@ -151,7 +195,7 @@ final class RideLists {
     @inline(__always)
     func latest(for u: Int, atOrBefore time: TimestampNanos) -> Ride? {
         let c = Int(counts[u])
-        guard c <= Self.inline else { return spilled[Int32(u)]?.last(where: { $0.time <= time }) }
+        guard c <= Self.inline else { return spilled[spillIndex(u)].last(where: { $0.time <= time }) }
         let base = slots + u * Self.inline
         var i = c
         while i > 0 {
@@ -162,13 +206,13 @@ final class RideLists {
     }
 
     func count(of u: Int) -> Int {
-        counts[u] == Self.isSpilled ? spilled[Int32(u)]?.count ?? 0 : Int(counts[u])
+        counts[u] == Self.isSpilled ? spilled[spillIndex(u)].count : Int(counts[u])
     }
 
     /// User `u`'s rides in order.
     func forEach(of u: Int, _ body: (Ride) -> Void) {
         if counts[u] == Self.isSpilled {
-            for r in spilled[Int32(u)] ?? [] { body(r) }
+            for r in spilled[spillIndex(u)] { body(r) }
             return
         }
         let base = slots + u * Self.inline

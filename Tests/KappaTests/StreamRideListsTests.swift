@@ -87,6 +87,42 @@ import KappaTesting
     }
 }
 
+extension StreamRideListsTests {
+    /// What a matcher restoring a checkpoint over its own state relies on: after
+    /// removeAll, users are numbered from 0 again and hold nothing of before, spilled
+    /// or inline; the key index forgets its keys the same way.
+    @Test func removeAllStartsOver() {
+        let lists = RideLists(capacity: 2)
+        for u in 0..<5 {
+            lists.addUser()
+            for r in 0..<(u == 3 ? RideLists.inline + 4 : 2) {
+                lists.insert(Ride(id: "user-\(u)-ride-with-a-long-id-\(r)", time: TimestampNanos(Int64(r)), partition: 0, offset: Int64(r)), for: u)
+            }
+        }
+        #expect(lists.count(of: 3) == RideLists.inline + 4)
+        lists.removeAll()
+        #expect(lists.users == 0)
+        for u in 0..<5 {
+            #expect(lists.addUser() == u)
+            #expect(lists.count(of: u) == 0 && lists.latest(for: u, atOrBefore: TimestampNanos(100)) == nil)
+        }
+        // Spilling again after a removeAll reuses nothing stale.
+        for r in 0..<(RideLists.inline + 2) { lists.insert(Ride(id: "r\(r)", time: TimestampNanos(Int64(r)), partition: 0, offset: Int64(r)), for: 4) }
+        var got: [String] = []
+        lists.forEach(of: 4) { got.append($0.id.string) }
+        #expect(got == (0..<(RideLists.inline + 2)).map { "r\($0)" })
+        #expect(lists.count(of: 3) == 0)
+
+        let keys = KeyIndex(capacity: 4)
+        let names = (0..<100).map { "user-\($0)" }
+        for n in names { _ = keys.id(of: n) }
+        keys.removeAll()
+        #expect(keys.count == 0)
+        #expect(keys.id(of: "user-50") == 0 && keys.id(of: "user-7") == 1 && keys.id(of: "user-50") == 0)
+        #expect(keys.count == 2)
+    }
+}
+
 extension TicketRideMatcher.Ride {
     init(id: String, time: TimestampNanos, partition: Int32, offset: Int64) {
         self.init(id: CompactID(id), time: time, partition: partition, offset: offset)
