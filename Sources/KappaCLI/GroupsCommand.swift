@@ -10,7 +10,7 @@ struct GroupsCommand: ParsableCommand {
         subcommands: [List.self, Describe.self, Reset.self])
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List groups, one JSON object per line.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List groups, one JSON object per line.")
         @OptionGroup var data: DataOptions
 
         func run() throws {
@@ -27,7 +27,7 @@ struct GroupsCommand: ParsableCommand {
     }
 
     struct Describe: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Per partition: committed offset, end offset, lag, owner.")
+        static let configuration = CommandConfiguration(commandName: "describe", abstract: "Per partition: committed offset, end offset, lag, owner.")
         @OptionGroup var data: DataOptions
         @Argument var group: String
 
@@ -53,7 +53,7 @@ struct GroupsCommand: ParsableCommand {
     }
 
     struct Reset: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Move a group's committed offsets for a topic (the group must have no live members).")
+        static let configuration = CommandConfiguration(commandName: "reset", abstract: "Move a group's committed offsets for a topic (the group must have no live members).")
         @OptionGroup var data: DataOptions
         @Argument var group: String
         @Option var topic: String

@@ -65,7 +65,7 @@ struct HistoryCommand: ParsableCommand {
     }
 
     struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(
+        static let configuration = CommandConfiguration(commandName: "show", 
             abstract: "A page of a user's events (JSON Lines), after catching up; the next page's cursor goes to stderr.")
         @OptionGroup var options: Options
         @Argument var user: String
@@ -100,7 +100,7 @@ struct HistoryCommand: ParsableCommand {
     }
 
     struct Status: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "What the index holds: counts, indexed offsets, bytes on disk (JSON).")
+        static let configuration = CommandConfiguration(commandName: "status", abstract: "What the index holds: counts, indexed offsets, bytes on disk (JSON).")
         @OptionGroup var options: Options
 
         func run() throws {
@@ -109,7 +109,7 @@ struct HistoryCommand: ParsableCommand {
     }
 
     struct Rebuild: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Delete the index and build it again from the log.")
+        static let configuration = CommandConfiguration(commandName: "rebuild", abstract: "Delete the index and build it again from the log.")
         @OptionGroup var options: Options
 
         func run() throws {

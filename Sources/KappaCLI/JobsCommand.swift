@@ -12,7 +12,7 @@ struct JobsCommand: ParsableCommand {
         subcommands: [List.self, Describe.self, Switch.self, Drop.self, Diff.self])
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "One JSON line per job.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "One JSON line per job.")
         @OptionGroup var data: DataOptions
 
         func run() throws {
@@ -29,7 +29,7 @@ struct JobsCommand: ParsableCommand {
     }
 
     struct Describe: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Each version as JSON: current or not, per-task lag, stream time, what holds results back.")
+        static let configuration = CommandConfiguration(commandName: "describe", abstract: "Each version as JSON: current or not, per-task lag, stream time, what holds results back.")
         @OptionGroup var data: DataOptions
         @Argument var job: String
 
@@ -48,7 +48,7 @@ struct JobsCommand: ParsableCommand {
     }
 
     struct Switch: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Make a version current: readers (query, consume OUTPUT, process) move to it.")
+        static let configuration = CommandConfiguration(commandName: "switch", abstract: "Make a version current: readers (query, consume OUTPUT, process) move to it.")
         @OptionGroup var data: DataOptions
         @Argument var job: String
         @Argument var version: Int
@@ -69,7 +69,7 @@ struct JobsCommand: ParsableCommand {
     }
 
     struct Drop: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Delete a version that is not current: its output, internal topics and state.")
+        static let configuration = CommandConfiguration(commandName: "drop", abstract: "Delete a version that is not current: its output, internal topics and state.")
         @OptionGroup var data: DataOptions
         @Argument var job: String
         @Argument var version: Int
@@ -94,7 +94,7 @@ struct JobsCommand: ParsableCommand {
     }
 
     struct Diff: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Compare two versions' results: identities only in one, values that differ, counts.")
+        static let configuration = CommandConfiguration(commandName: "diff", abstract: "Compare two versions' results: identities only in one, values that differ, counts.")
         @OptionGroup var data: DataOptions
         @Argument var job: String
         @Argument var a: Int

@@ -11,7 +11,7 @@ struct TopicsCommand: ParsableCommand {
         subcommands: [Create.self, List.self, Describe.self, Delete.self])
 
     struct Create: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create a topic.")
+        static let configuration = CommandConfiguration(commandName: "create", abstract: "Create a topic.")
         @OptionGroup var data: DataOptions
         @Argument(help: "Topic name: letters, digits, '.', '_', '-'.") var name: String
         @Option(help: "Number of partitions.") var partitions: Int32 = 1
@@ -42,7 +42,7 @@ struct TopicsCommand: ParsableCommand {
     }
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List topics, one JSON object per line.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List topics, one JSON object per line.")
         @OptionGroup var data: DataOptions
 
         func run() throws {
@@ -59,7 +59,7 @@ struct TopicsCommand: ParsableCommand {
     }
 
     struct Describe: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Per partition: start and end offsets, bytes on disk.")
+        static let configuration = CommandConfiguration(commandName: "describe", abstract: "Per partition: start and end offsets, bytes on disk.")
         @OptionGroup var data: DataOptions
         @Argument var name: String
 
@@ -78,7 +78,7 @@ struct TopicsCommand: ParsableCommand {
     }
 
     struct Delete: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Delete a topic and all its records (not a job's own topics: see 'kappa jobs drop').")
+        static let configuration = CommandConfiguration(commandName: "delete", abstract: "Delete a topic and all its records (not a job's own topics: see 'kappa jobs drop').")
         @OptionGroup var data: DataOptions
         @Argument var name: String
 
