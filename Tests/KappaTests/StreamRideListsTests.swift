@@ -123,6 +123,24 @@ extension StreamRideListsTests {
     }
 }
 
+extension StreamRideListsTests {
+    /// A ride's partition and offset share one word; what fits comes back as it went in,
+    /// and what does not is refused rather than folded into another ride's position.
+    @Test func partitionAndOffsetShareAWord() {
+        for (p, o) in [(Int32(0), Int64(0)), (1023, 0), (0, (1 << 48) - 1), ((1 << 15) - 1, (1 << 48) - 1), (7, 123_456_789)] {
+            #expect(Ride.fits(partition: p, offset: o))
+            let r = Ride(id: "r", time: TimestampNanos(1), partition: p, offset: o)
+            #expect(r.partition == p && r.offset == o)
+        }
+        for (p, o) in [(Int32(-1), Int64(0)), (1 << 15, 0), (0, 1 << 48), (0, -1)] {
+            #expect(!Ride.fits(partition: p, offset: o))
+        }
+        // Ordered by partition before offset, whatever the offsets.
+        #expect(RideLists.precedes(Ride(id: "a", time: TimestampNanos(5), partition: 0, offset: (1 << 48) - 1),
+                                   Ride(id: "b", time: TimestampNanos(5), partition: 1, offset: 0)))
+    }
+}
+
 extension TicketRideMatcher.Ride {
     init(id: String, time: TimestampNanos, partition: Int32, offset: Int64) {
         self.init(id: CompactID(id), time: time, partition: partition, offset: offset)
