@@ -201,6 +201,9 @@ public final class JobTask {
         }
     }
 
+    /// How many records the match drain looks up at once.
+    static let matchGroup = 16
+
     private func drain(source i: Int, budget: Int, batches: Int = .max) throws(KappaError) -> Int {
         var n = 0
         var batchesRead = 0
@@ -221,26 +224,31 @@ public final class JobTask {
             case .match(let m):
                 let isTicket = state.sources[i].role == .tickets
                 let extractor = isTicket ? self.extractor : rideExtractor!
-                // Records are looked ahead of (a window of four within the batch) so that
-                // the matcher's lookups are started before they are needed (see
-                // `TicketRideMatcher.prefetchUser`), from the record keys: the user's slot
-                // three records ahead, the user's rides two ahead. The id found then is
-                // the record's user's when its key is its user (`matchEvent` checks).
-                var r0 = try records.next()
-                var r1 = r0 == nil ? nil : try records.next()
-                var r2 = r1 == nil ? nil : try records.next()
-                if let k = r1?.key { m.prefetchUser(k) }
-                if let k = r2?.key { m.prefetchUser(k) }
-                var u0 = r0?.key.flatMap { m.prefetchRides($0) }
-                var u1 = r1?.key.flatMap { m.prefetchRides($0) }
-                while let r = r0 {
-                    let r3 = r2 == nil ? nil : try records.next()
-                    if let k = r3?.key { m.prefetchUser(k) }
-                    let u2 = r2?.key.flatMap { m.prefetchRides($0) }
-                    matchEvent(r, source: i, compressed: compressed, m, isTicket, extractor, knownUser: u0)
-                    position = r.offset + 1
-                    n += 1
-                    (r0, r1, r2, u0, u1) = (r1, r2, r3, u1, u2)
+                // Records in groups of `matchGroup`, so that the matcher's lookups are
+                // started before they are needed and overlap one another (see
+                // `TicketRideMatcher.prefetchUser`), from the record keys: first every
+                // user's slot in the key index, then (those slots on their way) every
+                // user's id and rides, then the records. The id found is the record's
+                // user's when its key is its user (`matchEvent` checks).
+                n += try withUnsafeTemporaryAllocation(of: RecordView.self, capacity: Self.matchGroup) { (group) throws(KappaError) -> Int in
+                    try withUnsafeTemporaryAllocation(of: Int32?.self, capacity: Self.matchGroup) { (known) throws(KappaError) -> Int in
+                        var n = 0
+                        while true {
+                            var k = 0
+                            while k < Self.matchGroup, let r = try records.next() {
+                                group.initializeElement(at: k, to: r)
+                                k += 1
+                            }
+                            if k == 0 { return n }
+                            for j in 0..<k { if let key = group[j].key { m.prefetchUser(key) } }
+                            for j in 0..<k { known.initializeElement(at: j, to: group[j].key.flatMap { m.prefetchRides($0) }) }
+                            for j in 0..<k {
+                                matchEvent(group[j], source: i, compressed: compressed, m, isTicket, extractor, knownUser: known[j])
+                                position = group[j].offset + 1
+                            }
+                            n += k
+                        }
+                    }
                 }
             }
         }
