@@ -42,11 +42,17 @@ public struct DataDirectory: Sendable {
         try validateName(name, what: "topic")
         try config.validate()
         guard !fileSystem.exists(configPath(name)) else { throw KappaError(.alreadyExists, "topic '\(name)' already exists") }
+        // The config's name makes the topic exist, so everything else is durable first:
+        // each partition directory is fsynced with its recovery-point file in it, and
+        // the topic directory, which names them, once for all of them (not once per
+        // partition) before the config is written.
+        try fileSystem.makeDirectories(topicPath(name))
         for p in 0..<config.partitions {
             let dir = partitionPath(TopicPartition(name, p))
-            try fileSystem.makeDirectories(dir)
+            if !fileSystem.isDirectory(dir) { try fileSystem.makeDirectory(dir) }
             try RecoveryPointFile.create(fileSystem, partitionDirectory: dir)
         }
+        try fileSystem.syncDirectory(topicPath(name))
         try fileSystem.writeAtomically(try config.encoded(), to: configPath(name))
     }
 

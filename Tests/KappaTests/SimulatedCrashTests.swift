@@ -389,3 +389,40 @@ import KappaTesting
         }
     }
 }
+
+/// Creating a topic, crashed after each of its I/O steps and brought back by a kill -9 or
+/// a power loss: the topic either does not exist, or exists with every partition there
+/// and writable — its config (the name that makes it exist) is durable only after all
+/// of its partitions are, since one fsync of the topic directory names them all.
+@Suite struct SimulatedTopicCreationCrashTests {
+    @Test func aTopicExistsWholeOrNotAtAll() throws {
+        let config = TopicConfig(partitions: 5)
+        let probe = SimulatedFileSystem(seed: 0)
+        try DataDirectory(root: "/disk/data", fileSystem: probe).createTopic("t", config: config)
+        let steps = probe.steps
+        #expect(steps > 0)
+        var existed = 0
+        for kind in [SimulatedFileSystem.Restart.processKill, .powerLoss] {
+            for k in 1...steps {
+                let fs = SimulatedFileSystem(seed: UInt64(k) &* 7919 &+ (kind == .powerLoss ? 1 : 0))
+                let data = DataDirectory(root: "/disk/data", fileSystem: fs)
+                fs.inject(.crash, atStep: k)
+                do { try data.createTopic("t", config: config) } catch {}
+                fs.restart(kind)
+                let context = "crash at step \(k) of \(steps), \(kind)"
+                guard data.topicExists("t") else {
+                    // Not created: creating it again works.
+                    try data.createTopic("t", config: config)
+                    #expect(data.topicExists("t"), "\(context)")
+                    continue
+                }
+                existed += 1
+                for p in 0..<config.partitions {
+                    let writer = try PartitionWriter(directory: data, topicPartition: TopicPartition("t", p), config: config, fsync: .always, clock: ManualClock())
+                    #expect(writer.nextOffset == Offset(0), "\(context): partition \(p)")
+                }
+            }
+        }
+        #expect(existed > 0, "some crash points come after the topic exists")
+    }
+}
