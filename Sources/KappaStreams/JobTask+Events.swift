@@ -136,6 +136,10 @@ extension JobTask {
             return
         }
         let offset = record.offset.rawValue
+        guard isTicket || TicketRideMatcher.Ride.fits(partition: state.sources[i].partition, offset: offset) else {
+            sendToDeadLetter(record, source: i, reason: "ride at offset \(offset): the matcher keeps rides at offsets below 2^\(TicketRideMatcher.Ride.offsetBits)")
+            return
+        }
         if state.sources[i].rekeyed, let owner = remoteOwner(user) {
             sender!.forward(isTicket ? .ticket : .ride, source: state.sources[i].id, to: owner, key: user, offset: offset, time: time, text: id)
             return
