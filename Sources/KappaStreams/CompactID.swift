@@ -4,7 +4,7 @@ import Glibc
 import Darwin
 #endif
 
-/// A ride's or ticket's id as the matcher keeps it: its UTF-8 bytes as they lay in the
+/// A ride's or ticket's id as the matcher keeps it: its UTF-8 bytes as they lie in the
 /// record, up to 15 of them inside the value, longer ones in memory of their own.
 ///
 /// Plain bits: no reference count and no String per ride — copying a ride into and
@@ -30,7 +30,7 @@ struct CompactID {
     init(_ bytes: UnsafeRawBufferPointer) {
         let n = bytes.count
         guard n <= Self.inlineMax else {
-            self = Self.outOfLine(bytes)
+            self = Self.copiedOutOfLine(bytes)
             return
         }
         // Loads that overlap rather than a copy of `n` bytes: no call, no loop, and
@@ -59,7 +59,7 @@ struct CompactID {
     }
 
     @inline(never)
-    private static func outOfLine(_ bytes: UnsafeRawBufferPointer) -> CompactID {
+    private static func copiedOutOfLine(_ bytes: UnsafeRawBufferPointer) -> CompactID {
         let copy = malloc(bytes.count)!
         copy.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
         return CompactID(first: UInt64(UInt(bitPattern: copy)), second: UInt64(bytes.count) | Self.outOfLine)
