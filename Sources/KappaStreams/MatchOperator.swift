@@ -26,14 +26,24 @@ public struct MatchResult: Equatable, Sendable {
 
     /// `json()` written into `out`.
     public func appendJSON(to out: ByteWriter) {
+        Self.appendJSON(to: out, ticketId: { JSONEscape.appendString(ticketId, to: $0) }, user: user, ticketTime: ticketTime,
+                        rideId: { w in rideId.map { JSONEscape.appendString($0, to: w) } != nil }, rideTime: rideTime)
+    }
+
+    /// The one writer of a result's JSON, for `MatchResult` and `MatchRef` alike: the ids
+    /// are written by the caller (from a String or from bytes), the rest here. `rideId`
+    /// writes the ride's id and returns true, or returns false when there is none.
+    /// (Non-optional closures: an optional one escapes, an allocation per result.)
+    static func appendJSON(to out: ByteWriter, ticketId: (ByteWriter) -> Void, user: String, ticketTime: TimestampNanos,
+                           rideId: (ByteWriter) -> Bool, rideTime: TimestampNanos?) {
         out.append(MatchResult.ticketPrefix)
-        JSONEscape.appendString(ticketId, to: out)
+        ticketId(out)
         out.append(MatchResult.userPrefix)
         JSONEscape.appendString(user, to: out)
         out.append(MatchResult.ticketTimePrefix)
         out.appendDecimalSeconds(ticketTime)
         out.append(MatchResult.ridePrefix)
-        if let rideId { JSONEscape.appendString(rideId, to: out) } else { out.append(MatchResult.null) }
+        if !rideId(out) { out.append(MatchResult.null) }
         out.append(MatchResult.rideTimePrefix)
         if let rideTime {
             out.append(UInt8(ascii: "\""))
@@ -55,7 +65,7 @@ public struct MatchResult: Equatable, Sendable {
 
 /// A result as the matcher holds it, handed out for the length of a call: the ticket,
 /// its user as results show it, and the ride it matched. Written as JSON from the ids'
-/// bytes (`appendJSON`, the same bytes as `MatchResult.appendJSON`), without a String
+/// bytes (through `MatchResult`'s one JSON writer), without a String
 /// per result.
 struct MatchRef {
     let ticket: TicketRideMatcher.Ticket
@@ -63,25 +73,9 @@ struct MatchRef {
     let ride: TicketRideMatcher.Ride?
 
     func appendJSON(to out: ByteWriter) {
-        out.append(MatchResult.ticketPrefix)
-        ticket.id.withBytes { JSONEscape.appendString($0, to: out) }
-        out.append(MatchResult.userPrefix)
-        JSONEscape.appendString(user, to: out)
-        out.append(MatchResult.ticketTimePrefix)
-        out.appendDecimalSeconds(ticket.time)
-        out.append(MatchResult.ridePrefix)
-        if let ride {
-            ride.id.withBytes { JSONEscape.appendString($0, to: out) }
-            out.append(MatchResult.rideTimePrefix)
-            out.append(UInt8(ascii: "\""))
-            out.appendDecimalSeconds(ride.time)
-            out.append(UInt8(ascii: "\""))
-        } else {
-            out.append(MatchResult.null)
-            out.append(MatchResult.rideTimePrefix)
-            out.append(MatchResult.null)
-        }
-        out.append(UInt8(ascii: "}"))
+        MatchResult.appendJSON(to: out, ticketId: { w in ticket.id.withBytes { JSONEscape.appendString($0, to: w) } }, user: user,
+                               ticketTime: ticket.time, rideId: { w in ride.map { r in r.id.withBytes { JSONEscape.appendString($0, to: w) } } != nil },
+                               rideTime: ride?.time)
     }
 
     func result(final: Bool) -> MatchResult {
